@@ -1,0 +1,95 @@
+/**
+ * buildApp(deps): the Fastify app as a plugin tree. No listen, no signals, no process concerns —
+ * main.ts owns those, and tests build the app with exactly these options.
+ * @see https://github.com/fastify/demo (src/app.ts vs src/server.ts)
+ */
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import errorsPlugin from './http/plugins/errors.js';
+import authPlugin from './http/plugins/auth.js';
+import { ErrorResponse } from './http/schemas/common.js';
+import { Agency, ServiceAccount, User } from './http/schemas/accounts.js';
+import { Channel } from './http/schemas/channels.js';
+import { Reservation, Stream } from './http/schemas/streams.js';
+import { authRoutes } from './http/routes/auth.js';
+import { agencyRoutes } from './http/routes/agencies.js';
+import { channelRoutes } from './http/routes/channels.js';
+import { streamRoutes } from './http/routes/streams.js';
+import { auditRoutes } from './http/routes/audit.js';
+import { opsRoutes } from './http/routes/ops.js';
+import type { Broker } from './broker.js';
+
+export const API_PREFIX = '/api/v1';
+
+/** Client-chosen request ids are accepted only when they look like ids (they end up in logs). */
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
+
+export async function buildApp(broker: Broker, config: Config, logger: Logger) {
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.bodyLimitBytes,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    requestIdHeader: 'x-request-id',
+    genReqId: (req) => {
+      const offered = req.headers['x-request-id'];
+      return typeof offered === 'string' && REQUEST_ID.test(offered) ? offered : randomUUID();
+    },
+    ajv: {
+      // Unknown fields are an error (API.md), never silently dropped; repeated query params become arrays.
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true },
+    },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  for (const schema of [ErrorResponse, Agency, User, ServiceAccount, Channel, Stream, Reservation]) app.addSchema(schema);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Sharp Eyes broker', description: 'Video-sharing broker for a city Sharp Eyes platform (API v1)', version: '1.0.0' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'ApiKey <key>' },
+        },
+      },
+      security: [{ bearer: [] }, { apiKey: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  // swagger-ui registers its own routes; they are public (documentation only).
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/docs')) route.config = { ...(route.config as object), public: true };
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' }, staticCSP: true });
+  await app.register(websocket, { options: { maxPayload: config.wsMaxPayloadBytes } });
+  await app.register(errorsPlugin);
+  await app.register(authPlugin, { authenticator: broker.accounts });
+
+  const readiness = { checks: { store: () => broker.storeReady(), media: () => broker.media.ready() } };
+  await app.register(opsRoutes, readiness);
+  await app.register(
+    async (api) => {
+      await api.register(opsRoutes, readiness);
+      await api.register(authRoutes, { accounts: broker.accounts });
+      await api.register(agencyRoutes, { accounts: broker.accounts });
+      await api.register(channelRoutes, { catalog: broker.catalog, importBodyLimitBytes: config.importBodyLimitBytes });
+      await api.register(streamRoutes, { streams: broker.streams, analytics: broker.analytics, media: broker.media });
+      await api.register(auditRoutes, { audit: broker.audit, access: broker.access });
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}
+
+export type BrokerApp = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,204 @@
+/**
+ * Composition root: picks the adapters the configuration asks for (memory or Redis store, media
+ * plane), builds the services over them and runs the background sweep. The HTTP app (app.ts) and
+ * the process (main.ts) sit on top; tests build a Broker the same way the process does.
+ */
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { DocumentStore, AuditStore, SlotStore, MediaControl } from './core/ports.js';
+import { ConflictError } from './core/ports.js';
+import { AuditService } from './core/audit-service.js';
+import { CatalogService } from './core/catalog-service.js';
+import { StreamService } from './core/stream-service.js';
+import { AnalyticsService } from './core/analytics-service.js';
+import { LeaseEffects } from './core/lease-effects.js';
+import { LocalEventBus, type EventBus } from './core/events.js';
+import { AccountsService } from './accounts/accounts-service.js';
+import { LoginThrottle } from './accounts/login-throttle.js';
+import { Authorizer } from './authz/authorizer.js';
+import { MemoryDocumentStore } from './store/memory/document-store.js';
+import { MemoryAuditStore } from './store/memory/audit-store.js';
+import { MemorySlotStore } from './store/memory/slot-store.js';
+import { createMedia } from './media/create-media.js';
+
+export interface Secrets {
+  /** Signs people's access tokens. */
+  token: string;
+  /** Signs play URLs; shared with the media nodes. */
+  play: string;
+  /** Authenticates the broker to the media nodes' control API. */
+  mediaControl: string;
+}
+
+export interface Broker {
+  config: Config;
+  store: DocumentStore;
+  access: Authorizer;
+  audit: AuditService;
+  accounts: AccountsService;
+  catalog: CatalogService;
+  streams: StreamService;
+  analytics: AnalyticsService;
+  effects: LeaseEffects;
+  events: EventBus;
+  slots: SlotStore;
+  media: MediaControl;
+  secrets: Secrets;
+  storeReady(): Promise<boolean>;
+  /** Starts the lease sweep (expiry, idle close, queue). Tests may drive `sweep()` instead. */
+  start(): void;
+  sweep(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BrokerOverrides {
+  /** Replace the media plane (tests of the control plane use the `none` adapter via config instead). */
+  media?: MediaControl;
+  /** Clock for the memory slot store (tests move time without sleeping). */
+  clock?: () => number;
+}
+
+const policiesDir = fileURLToPath(new URL('../policies/', import.meta.url));
+
+interface StoreAdapters {
+  documents: DocumentStore;
+  auditStore: AuditStore;
+  slots: SlotStore;
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+async function openMemoryStores(config: Config, logger: Logger, overrides: BrokerOverrides): Promise<StoreAdapters> {
+  const onTornTail = (info: object) => logger.warn(info, 'journal: dropped a torn last line (unclean shutdown)');
+  const documents = await MemoryDocumentStore.open(config.dataDir, { onTornTail });
+  const auditStore = await MemoryAuditStore.open(config.dataDir, { onTornTail });
+  const slots = new MemorySlotStore({
+    forwardingLimit: config.forwardingSlots,
+    analyticsLimit: config.analyticsSlots,
+    idleCloseMs: config.idleCloseSeconds * 1000,
+    clock: overrides.clock,
+  });
+  return {
+    documents,
+    auditStore,
+    slots,
+    ready: async () => true,
+    close: async () => {
+      await documents.close();
+      await auditStore.close();
+    },
+  };
+}
+
+/** Secrets are generated once and kept in the store, so every broker process of a city shares them. */
+async function loadSecrets(store: DocumentStore, config: Config): Promise<Secrets> {
+  const fresh = (): Secrets => ({
+    token: randomBytes(32).toString('base64url'),
+    play: randomBytes(32).toString('base64url'),
+    mediaControl: randomBytes(32).toString('base64url'),
+  });
+  try {
+    await store.put('meta', 'secrets', fresh(), { ifAbsent: true });
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+  }
+  const stored = (await store.get<Secrets>('meta', 'secrets'))!;
+  return { ...stored, token: config.tokenSecret ?? stored.token };
+}
+
+export async function createBroker(config: Config, logger: Logger, overrides: BrokerOverrides = {}): Promise<Broker> {
+  const stores = await openMemoryStores(config, logger, overrides);
+  const { documents: store, auditStore, slots } = stores;
+  const secrets = await loadSecrets(store, config);
+
+  const access = await Authorizer.create({
+    modelPath: `${policiesDir}model.conf`,
+    policyPath: `${policiesDir}policy.csv`,
+    persistence: {
+      load: async () => (await store.get<{ rows: string[][] }>('policy', 'grants'))?.rows ?? null,
+      save: async (rows) => store.put('policy', 'grants', { rows }),
+    },
+  });
+  const audit = new AuditService(auditStore);
+  const accounts = await AccountsService.open({
+    store,
+    access,
+    audit,
+    throttle: new LoginThrottle({
+      maxFailuresPerUsername: config.loginMaxFailuresPerUser,
+      maxFailuresPerAddress: config.loginMaxFailuresPerAddress,
+      windowSeconds: config.loginFailureWindowSeconds,
+      failureDelayMs: config.loginFailureDelayMs,
+    }),
+    tokenSecret: secrets.token,
+    tokenTtlSeconds: config.tokenTtlSeconds,
+  });
+  const catalog = await CatalogService.open(store, access, audit);
+  const events = new LocalEventBus();
+  const media = overrides.media ?? (await createMedia(config, secrets, logger));
+
+  let streams: StreamService | undefined;
+  const effects = new LeaseEffects({
+    slots,
+    media,
+    audit,
+    events,
+    onTicketGranted: (ticketId) => streams?.wakeTicket(ticketId),
+    log: logger,
+  });
+  const agencies = {
+    agency: (id: string) => accounts.agency(id),
+    listIds: () => accounts.agencyIds(),
+  };
+  streams = new StreamService({ slots, media, access, audit, catalog, agencies, events, effects, leaseTtlMs: config.leaseTtlSeconds * 1000 });
+  const analytics = new AnalyticsService({ slots, media, access, audit, catalog, agencies, effects });
+
+  accounts.onRevocation(async (principalId, actor) => effects.apply(await slots.endAllOf(principalId, 'revoked'), actor));
+  media.onForwardFailed((channelId, fence) => {
+    slots.failForward(channelId, fence).then(
+      (events) => effects.apply(events),
+      (err: unknown) => logger.error({ err, channelId }, 'could not end the sessions of a failed forward'),
+    );
+  });
+
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> | undefined;
+  const sweep = async () => effects.apply(await slots.sweep());
+  const broker: Broker = {
+    config,
+    store,
+    access,
+    audit,
+    accounts,
+    catalog,
+    streams,
+    analytics,
+    effects,
+    events,
+    slots,
+    media,
+    secrets,
+    storeReady: () => stores.ready(),
+    sweep,
+    start() {
+      sweepTimer = setInterval(() => {
+        if (sweeping) return; // a slow sweep (Redis hiccup) is not stacked
+        sweeping = sweep()
+          .catch((err: unknown) => logger.warn({ err }, 'lease sweep failed; retrying'))
+          .finally(() => {
+            sweeping = undefined;
+          });
+      }, config.sweepIntervalMs);
+    },
+    async close() {
+      clearInterval(sweepTimer);
+      await sweeping;
+      effects.close();
+      await media.close();
+      await stores.close();
+    },
+  };
+  return broker;
+}

@@ -1,0 +1,110 @@
+/**
+ * Configuration: config/default.json < config/<NODE_ENV>.json < BROKER_* environment variables.
+ * Validated against a schema at boot; a bad value stops the process with a message naming it.
+ * @see ../shared/API.md "Configuration"
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Seconds = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max });
+
+export const ConfigSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1, maxLength: 255 }),
+    port: Port,
+    store: Type.Union([Type.Literal('memory'), Type.Literal('redis')]),
+    redisUrl: Type.String({ pattern: '^rediss?://' }),
+    redisPrefix: Type.String({ pattern: '^[a-zA-Z0-9_-]{1,32}$' }),
+    dataDir: Type.String({ minLength: 1 }),
+    forwardingSlots: Type.Integer({ minimum: 1, maximum: 100000 }),
+    analyticsSlots: Type.Integer({ minimum: 1, maximum: 100000 }),
+    leaseTtlSeconds: Seconds(1, 3600),
+    idleCloseSeconds: Seconds(0, 3600),
+    adminPassword: Type.Optional(Type.String({ minLength: 10, maxLength: 128 })),
+    tokenSecret: Type.Optional(Type.String({ minLength: 32, maxLength: 512 })),
+    demo: Type.Union([Type.Literal('auto'), Type.Literal('0'), Type.Literal('1')]),
+    demoCameras: Type.Integer({ minimum: 0, maximum: 200 }),
+    media: Type.Union([Type.Literal('embedded'), Type.Literal('nodes'), Type.Literal('none')]),
+    mediaRtmpPort: Port,
+    mediaHttpPort: Port,
+    mediaControlPort: Port,
+    simulatorRtmpPort: Port,
+    sourceTimeoutSeconds: Seconds(1, 120),
+    publicMediaUrl: Type.String({ maxLength: 512 }),
+    logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 }),
+    importBodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 512 * 1024 * 1024 }),
+    tokenTtlSeconds: Seconds(60, 7 * 24 * 3600),
+    loginMaxFailuresPerUser: Type.Integer({ minimum: 1, maximum: 1000 }),
+    loginMaxFailuresPerAddress: Type.Integer({ minimum: 1, maximum: 10000 }),
+    loginFailureWindowSeconds: Seconds(1, 86400),
+    loginFailureDelayMs: Type.Integer({ minimum: 0, maximum: 5000 }),
+    sweepIntervalMs: Type.Integer({ minimum: 50, maximum: 5000 }),
+    wsMaxPayloadBytes: Type.Integer({ minimum: 256, maximum: 1048576 }),
+    wsMaxConnectionsPerToken: Type.Integer({ minimum: 1, maximum: 100 }),
+    wsMaxBufferedBytes: Type.Integer({ minimum: 4096, maximum: 64 * 1048576 }),
+    shutdownGraceSeconds: Seconds(1, 300),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const rootDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** `forwardingSlots` → `BROKER_FORWARDING_SLOTS`. */
+export const envName = (key: string) => 'BROKER_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+
+function readJson(path: string): Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+function coerce(key: string, raw: string): unknown {
+  const schema = (ConfigSchema.properties as Record<string, { type?: string }>)[key];
+  if (schema?.type === 'integer') {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${envName(key)} must be an integer, got "${raw}"`);
+    return Number(raw);
+  }
+  return raw;
+}
+
+/**
+ * Loads and validates the configuration. Throws ConfigError naming the first bad setting.
+ * `env` and `overrides` are parameters so tests build the app with exactly the process's rules.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const merged: Record<string, unknown> = { ...readJson(join(rootDir, 'config', 'default.json')) };
+  const profile = env.NODE_ENV && join(rootDir, 'config', `${env.NODE_ENV}.json`);
+  if (profile && existsSync(profile)) Object.assign(merged, readJson(profile));
+
+  const known = new Map(Object.keys(ConfigSchema.properties).map((k) => [envName(k), k]));
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('BROKER_') || raw === undefined) continue;
+    const key = known.get(name);
+    if (!key) throw new ConfigError(`unknown setting ${name} (known: ${[...known.keys()].join(', ')})`);
+    merged[key] = coerce(key, raw);
+  }
+  Object.assign(merged, overrides);
+
+  const firstError = Value.Errors(ConfigSchema, merged).First();
+  if (firstError) {
+    const key = firstError.path.replace(/^\//, '');
+    const where = key ? `${key} (${envName(key)})` : 'configuration';
+    throw new ConfigError(`invalid ${where}: ${firstError.message}`);
+  }
+  const config = merged as Config;
+  config.dataDir = resolve(config.dataDir);
+  return config;
+}

@@ -1,0 +1,150 @@
+/**
+ * Analytics reservations: one reservation = one analytics slot, bound to the service (or admin)
+ * that asked, its agency and its task. They use no forwarding slot.
+ * @see ../shared/API.md "Analytics", "Capacity"
+ */
+import type { Principal } from './model.js';
+import type { AccessControl, MediaControl, ReservationLease, SlotStore } from './ports.js';
+import type { AuditService } from './audit-service.js';
+import type { CatalogService } from './catalog-service.js';
+import type { LeaseEffects } from './lease-effects.js';
+import type { AgencyLookup } from './stream-service.js';
+import { actorOf } from './stream-service.js';
+import { DomainError, notFound } from './errors.js';
+import { newId } from './ids.js';
+
+export interface ReservationView {
+  id: string;
+  channelId: string;
+  task: string;
+  agencyId: string;
+  serviceId: string;
+  createdAt: string;
+  expiresAt: string;
+  streamUrl: string;
+}
+
+export const DEFAULT_RESERVATION_TTL_SECONDS = 300;
+
+export class AnalyticsService {
+  constructor(
+    private readonly o: {
+      slots: SlotStore;
+      media: MediaControl;
+      access: AccessControl;
+      audit: AuditService;
+      catalog: CatalogService;
+      agencies: AgencyLookup & { listIds(): string[] };
+      effects: LeaseEffects;
+    },
+  ) {}
+
+  async reserve(principal: Principal, input: { channelId: string; task: string; ttlSeconds?: number }): Promise<ReservationView> {
+    this.o.access.assert(principal, 'analytics:create', { agencyId: principal.agencyId });
+    const channel = this.o.catalog.visibleChannel(principal, input.channelId);
+    const agency = this.o.agencies.agency(principal.agencyId);
+    if (!agency) throw notFound('agency');
+    const ttlMs = (input.ttlSeconds ?? DEFAULT_RESERVATION_TTL_SECONDS) * 1000;
+    const result = await this.o.slots.openReservation({
+      reservationId: newId('r'),
+      channelId: channel.id,
+      principalId: principal.id,
+      agencyId: principal.agencyId,
+      task: input.task,
+      agencyQuota: agency.quotas.analytics,
+      ttlMs,
+    });
+    if (result.kind === 'denied') {
+      await this.o.audit.record({
+        actor: actorOf(principal),
+        action: 'analytics.deny',
+        target: `channel:${channel.id}`,
+        outcome: 'denied',
+        reason: result.reason === 'quota' ? 'agency-quota' : 'capacity',
+        purpose: input.task,
+        details: { channelId: channel.id, agencyId: principal.agencyId },
+      });
+      if (result.reason === 'quota') throw new DomainError('AGENCY_QUOTA_EXCEEDED', 429, 'your agency uses all of its analytics quota');
+      throw new DomainError('ANALYTICS_CAPACITY_EXHAUSTED', 503, 'all analytics slots are in use', {
+        'retry-after': String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))),
+      });
+    }
+    const reservation = result.reservation;
+    await this.o.audit.record({
+      actor: actorOf(principal),
+      action: 'analytics.grant',
+      target: `reservation:${reservation.id}`,
+      outcome: 'ok',
+      purpose: input.task,
+      details: { channelId: channel.id, agencyId: principal.agencyId, ttlSeconds: ttlMs / 1000 },
+    });
+    this.o.effects.capacityChanged();
+    return this.view(reservation);
+  }
+
+  async heartbeat(principal: Principal, id: string): Promise<{ expiresAt: string }> {
+    await this.owned(principal, id, 'analytics:read');
+    const renewed = await this.o.slots.heartbeatReservation(id);
+    if (!renewed) {
+      await this.o.audit.record({ actor: actorOf(principal), action: 'analytics.heartbeat', target: `reservation:${id}`, outcome: 'denied', reason: 'ended' });
+      throw notFound('reservation');
+    }
+    return { expiresAt: new Date(renewed.expiresAt).toISOString() };
+  }
+
+  async release(principal: Principal, id: string): Promise<void> {
+    await this.owned(principal, id, 'analytics:end');
+    const events = await this.o.slots.endReservation(id, 'released');
+    if (!events) throw notFound('reservation');
+    await this.o.effects.apply(events, principal);
+  }
+
+  async get(principal: Principal, id: string): Promise<ReservationView> {
+    return this.view(await this.owned(principal, id, 'analytics:read'));
+  }
+
+  async list(principal: Principal): Promise<ReservationView[]> {
+    this.o.access.assert(principal, 'analytics:read', { agencyId: principal.agencyId, ownerId: principal.id });
+    const filter =
+      principal.role === 'platform-admin' ? {} : principal.role === 'admin' ? { agencyId: principal.agencyId } : { principalId: principal.id };
+    const all = await this.o.slots.listReservations(filter);
+    return Promise.all(all.sort((a, b) => a.createdAt - b.createdAt).map((r) => this.view(r)));
+  }
+
+  /** GET /capacity: platform-admins see every agency, others their own. */
+  async capacity(principal: Principal) {
+    this.o.access.assert(principal, 'capacity:read', { agencyId: principal.agencyId });
+    const usage = await this.o.slots.usage();
+    const ids = principal.role === 'platform-admin' ? this.o.agencies.listIds() : [principal.agencyId];
+    return {
+      forwarding: usage.forwarding,
+      analytics: usage.analytics,
+      agencies: ids.map((id) => {
+        const quotas = this.o.agencies.agency(id)?.quotas ?? { forwarding: 0, analytics: 0 };
+        const used = usage.agencies[id] ?? { forwarding: 0, analytics: 0 };
+        return { id, forwarding: { used: used.forwarding, quota: quotas.forwarding }, analytics: { used: used.analytics, quota: quotas.analytics } };
+      }),
+    };
+  }
+
+  private async owned(principal: Principal, id: string, action: string): Promise<ReservationLease> {
+    const reservation = await this.o.slots.getReservation(id);
+    if (!reservation) throw notFound('reservation');
+    this.o.access.assert(principal, action, { agencyId: reservation.agencyId, ownerId: reservation.principalId });
+    return reservation;
+  }
+
+  private async view(r: ReservationLease): Promise<ReservationView> {
+    const urls = await this.o.media.playUrls({ sessionId: r.id, channelId: r.channelId, fence: r.fence, expiresAt: r.expiresAt });
+    return {
+      id: r.id,
+      channelId: r.channelId,
+      task: r.task,
+      agencyId: r.agencyId,
+      serviceId: r.principalId,
+      createdAt: new Date(r.createdAt).toISOString(),
+      expiresAt: new Date(r.expiresAt).toISOString(),
+      streamUrl: urls.flv,
+    };
+  }
+}

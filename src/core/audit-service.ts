@@ -1,0 +1,74 @@
+/**
+ * The audit log as the rest of the broker sees it: record what happened (谁使用,谁负责), read it back
+ * scoped by role, verify the chain. The chain itself lives behind the AuditStore port.
+ * @see ../shared/API.md "Audit"
+ */
+import type { AuditDraft, AuditEntry, Principal } from './model.js';
+import type { AuditQuery, AuditStore } from './ports.js';
+import { badRequest } from './errors.js';
+import { verifyChain } from './audit-chain.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+
+export interface AuditFilter {
+  agencyId?: string;
+  userId?: string;
+  channelId?: string;
+  action?: string;
+  from?: string;
+  to?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export class AuditService {
+  private readonly listeners = new Set<(entry: AuditEntry) => void>();
+
+  constructor(private readonly store: AuditStore) {}
+
+  /** Durable when resolved. Callers await it before answering, so an acknowledged action is on record. */
+  async record(...drafts: AuditDraft[]): Promise<AuditEntry[]> {
+    const entries = await this.store.append(drafts);
+    for (const entry of entries) for (const listener of this.listeners) listener(entry);
+    return entries;
+  }
+
+  onRecord(listener: (entry: AuditEntry) => void): void {
+    this.listeners.add(listener);
+  }
+
+  /** platform-admin: everything; admin: its agency; operator/service: its own actions. */
+  async query(principal: Principal, filter: AuditFilter): Promise<{ items: AuditEntry[]; nextCursor: string | null }> {
+    for (const bound of [filter.from, filter.to]) {
+      if (bound !== undefined && Number.isNaN(Date.parse(bound))) throw badRequest(`not an ISO-8601 time: ${bound}`);
+    }
+    const q: AuditQuery = {
+      agencyId: filter.agencyId,
+      userId: filter.userId,
+      channelId: filter.channelId,
+      action: filter.action,
+      from: filter.from && new Date(filter.from).toISOString(),
+      to: filter.to && new Date(filter.to).toISOString(),
+      limit: filter.limit,
+    };
+    if (filter.cursor) {
+      const beforeSeq = Number(decodeCursor(filter.cursor));
+      if (!Number.isSafeInteger(beforeSeq) || beforeSeq < 1) throw badRequest('invalid cursor');
+      q.beforeSeq = beforeSeq;
+    }
+    if (principal.role === 'admin') q.agencyId = principal.agencyId;
+    else if (principal.role !== 'platform-admin') q.userId = principal.id;
+
+    const items = await this.store.query({ ...q, limit: filter.limit + 1 });
+    const page = items.slice(0, filter.limit);
+    const last = page[page.length - 1];
+    return { items: page, nextCursor: items.length > filter.limit && last ? encodeCursor(String(last.seq)) : null };
+  }
+
+  verify(): Promise<{ ok: boolean; entries: number; firstBadSeq: number | null }> {
+    return verifyChain(this.store.scan());
+  }
+
+  scan(): AsyncIterable<AuditEntry> {
+    return this.store.scan();
+  }
+}

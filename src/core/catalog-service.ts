@@ -1,0 +1,175 @@
+/**
+ * The channel catalog as callers see it: every read is narrowed to what the caller's agency may
+ * see (Casbin grants), every write is a platform-admin's and lands in the store and the audit log.
+ * @see ../shared/API.md "Channels"
+ */
+import type { Channel, ChannelClass, ChannelStatus, GeoPoint, Network, Principal } from './model.js';
+import type { AccessControl, DocumentStore, Visibility } from './ports.js';
+import type { AuditService } from './audit-service.js';
+import { CatalogIndex } from './catalog-index.js';
+import { badRequest, notFound } from './errors.js';
+import { validateChannel } from './gb-code.js';
+import type { ImportRecord } from './channel-import.js';
+
+export interface ChannelQuery {
+  classes?: ChannelClass[];
+  districts?: string[];
+  networks?: Network[];
+  statuses?: ChannelStatus[];
+  q?: string;
+  bbox?: [number, number, number, number];
+  limit: number;
+  cursor?: string;
+}
+
+export interface ChannelPatch {
+  name?: string;
+  status?: ChannelStatus;
+  sourceUrl?: string;
+  location?: GeoPoint;
+  tags?: string[];
+}
+
+export interface ImportSummary {
+  created: number;
+  updated: number;
+  rejected: Array<{ line: number; code: string; message: string }>;
+}
+
+/** Rejections listed in one import answer; beyond it only the count grows (the answer stays small). */
+const MAX_REJECTIONS_LISTED = 1000;
+/** Channels written to the store per batch while importing. */
+const IMPORT_BATCH = 5000;
+
+export class CatalogService {
+  constructor(
+    private readonly index: CatalogIndex,
+    private readonly store: DocumentStore,
+    private readonly access: AccessControl,
+    private readonly audit: AuditService,
+  ) {
+    // Another broker imported or patched channels (Redis mode).
+    store.onRemoteChange(({ collection, doc }) => {
+      if (collection === 'channels' && doc) index.upsert(doc as Channel);
+    });
+  }
+
+  static async open(store: DocumentStore, access: AccessControl, audit: AuditService): Promise<CatalogService> {
+    const index = new CatalogIndex();
+    index.upsertMany(await store.all<Channel>('channels'));
+    return new CatalogService(index, store, access, audit);
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  visibility(principal: Principal): Visibility {
+    return principal.role === 'platform-admin' ? 'all' : this.access.visibility(principal.agencyId);
+  }
+
+  list(principal: Principal, query: ChannelQuery): { items: Channel[]; total: number; nextCursor: string | null } {
+    this.access.assert(principal, 'channel:read', { agencyId: principal.agencyId });
+    if (query.bbox) {
+      const [minLon, minLat, maxLon, maxLat] = query.bbox;
+      if (minLon > maxLon || minLat > maxLat) throw badRequest('bbox must be minLon,minLat,maxLon,maxLat');
+    }
+    const result = this.index.query({ ...query, visible: this.visibility(principal) });
+    return { ...result, items: result.items.map((c) => this.present(principal, c)) };
+  }
+
+  stats(principal: Principal) {
+    this.access.assert(principal, 'channel:read', { agencyId: principal.agencyId });
+    return this.index.stats(this.visibility(principal));
+  }
+
+  /** A channel the caller may see, else 404 (exactly like one that does not exist). */
+  visibleChannel(principal: Principal, id: string): Channel {
+    const channel = this.index.get(id);
+    if (!channel) throw notFound('channel');
+    if (principal.role !== 'platform-admin' && !this.access.canSee(principal.agencyId, channel)) throw notFound('channel');
+    return channel;
+  }
+
+  get(principal: Principal, id: string): Channel {
+    this.access.assert(principal, 'channel:read', { agencyId: principal.agencyId });
+    return this.present(principal, this.visibleChannel(principal, id));
+  }
+
+  async patch(principal: Principal, id: string, patch: ChannelPatch): Promise<Channel> {
+    this.access.assert(principal, 'channel:write', {});
+    const current = this.index.get(id);
+    if (!current) throw notFound('channel');
+    const checked = validateChannel({ ...current, ...patch });
+    if (!checked.ok) throw badRequest(checked.message, checked.code);
+    await this.store.put('channels', id, checked.channel);
+    this.index.upsert(checked.channel);
+    await this.audit.record({
+      actor: { id: principal.id, role: principal.role, agencyId: principal.agencyId },
+      action: 'channel.update',
+      target: `channel:${id}`,
+      outcome: 'ok',
+      details: { channelId: id, fields: Object.keys(patch).join(',') },
+    });
+    return checked.channel;
+  }
+
+  /** Streams parsed lines into the catalog in batches; bad lines are reported one by one, good ones land. */
+  async import(principal: Principal, records: AsyncIterable<ImportRecord>, format: string): Promise<ImportSummary> {
+    this.access.assert(principal, 'channel:write', {});
+    const summary: ImportSummary = { created: 0, updated: 0, rejected: [] };
+    let rejectedCount = 0;
+    let batch: Channel[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const seen = new Set<string>();
+      for (const channel of batch) {
+        if (this.index.get(channel.id) || seen.has(channel.id)) summary.updated++;
+        else summary.created++;
+        seen.add(channel.id);
+      }
+      await this.store.putMany('channels', batch.map((doc) => ({ id: doc.id, doc })));
+      this.index.upsertMany(batch);
+      batch = [];
+    };
+    for await (const record of records) {
+      if (record.error) {
+        rejectedCount++;
+        if (summary.rejected.length < MAX_REJECTIONS_LISTED) summary.rejected.push({ line: record.line, ...record.error });
+      } else if (record.channel) {
+        batch.push(record.channel);
+        if (batch.length >= IMPORT_BATCH) await flush();
+      }
+    }
+    await flush();
+    await this.audit.record({
+      actor: { id: principal.id, role: principal.role, agencyId: principal.agencyId },
+      action: 'channel.import',
+      target: 'catalog',
+      outcome: 'ok',
+      details: { format, created: summary.created, updated: summary.updated, rejected: rejectedCount },
+    });
+    return summary;
+  }
+
+  /** Seeds the catalog (demo mode) without an audit entry per channel. */
+  async seed(channels: Channel[]): Promise<void> {
+    for (let i = 0; i < channels.length; i += IMPORT_BATCH) {
+      const slice = channels.slice(i, i + IMPORT_BATCH);
+      await this.store.putMany('channels', slice.map((doc) => ({ id: doc.id, doc })));
+    }
+    this.index.upsertMany(channels);
+  }
+
+  /** sourceUrl is for platform-admins only. */
+  private present(principal: Principal, channel: Channel): Channel {
+    if (principal.role === 'platform-admin' || channel.sourceUrl === undefined) return channel;
+    const { sourceUrl: _hidden, ...rest } = channel;
+    return rest;
+  }
+
+  /** Internal: the channel with its source, for the media plane. */
+  channel(id: string): Channel | undefined {
+    return this.index.get(id);
+  }
+}

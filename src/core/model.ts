@@ -1,0 +1,117 @@
+/**
+ * Domain model of the broker. Plain data: no Fastify, Redis or node-media-server types here.
+ * Field names follow ../shared/API.md (the public contract); internal-only fields are marked.
+ */
+
+export const NETWORKS = ['video', 'police', 'gov', 'interconnect'] as const;
+export type Network = (typeof NETWORKS)[number];
+
+export const CHANNEL_CLASSES = [1, 2, 3] as const;
+export type ChannelClass = (typeof CHANNEL_CLASSES)[number];
+
+export const CHANNEL_STATUSES = ['online', 'offline', 'fault'] as const;
+export type ChannelStatus = (typeof CHANNEL_STATUSES)[number];
+
+export interface GeoPoint {
+  lat: number;
+  lon: number;
+}
+
+export interface Channel {
+  /** 20-digit GB/T 28181 code. */
+  id: string;
+  name: string;
+  class: ChannelClass;
+  /** Digits 1-6 of the id. */
+  district: string;
+  /** Derived from digit 14 of the id. */
+  network: Network;
+  location: GeoPoint;
+  status: ChannelStatus;
+  ownerAgency?: string;
+  tags?: string[];
+  /** Only platform-admins see it. rtmp://, rtsp:// or http(s)://...flv */
+  sourceUrl?: string;
+}
+
+export const ROLES = ['platform-admin', 'admin', 'operator', 'service'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Quotas {
+  forwarding: number;
+  analytics: number;
+}
+
+export interface Agency {
+  id: string;
+  name: string;
+  networks: Network[];
+  classes: ChannelClass[];
+  quotas: Quotas;
+  canPreempt: boolean;
+  createdAt: string;
+  createdBy: string;
+}
+
+export interface User {
+  id: string;
+  username: string;
+  role: 'platform-admin' | 'admin' | 'operator';
+  agencyId: string;
+  displayName: string;
+  disabled: boolean;
+  createdBy: string;
+  createdAt: string;
+  /** Internal: scrypt hash string (algorithm, parameters, salt, key). Never serialised to clients. */
+  passwordHash: string;
+  /** Internal: bumped on password change / disable so older tokens stop working. */
+  tokenVersion: number;
+}
+
+export interface ServiceAccount {
+  id: string;
+  name: string;
+  agencyId: string;
+  createdBy: string;
+  createdAt: string;
+  revoked: boolean;
+  /** Internal: sha256 of the API key (keys are 256-bit random, so a fast hash is enough). */
+  keyHash: string;
+}
+
+/** Who is calling: a person (token) or a service (API key). */
+export interface Principal {
+  kind: 'user' | 'service';
+  id: string;
+  /** Username or service account name, for logs and audit. */
+  name: string;
+  role: Role;
+  agencyId: string;
+}
+
+export const PRIORITIES = ['normal', 'urgent', 'emergency'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+export const END_REASONS = ['released', 'expired', 'preempted', 'revoked', 'source-failed'] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
+export type AuditOutcome = 'ok' | 'denied' | 'error';
+
+/** What callers hand to the audit log; the log adds seq, at, prevHash and hash. */
+export interface AuditDraft {
+  actor: { id: string; role: Role | 'system'; agencyId: string };
+  action: string;
+  target: string;
+  outcome: AuditOutcome;
+  reason?: string;
+  purpose?: string;
+  /** Extra structured facts (channel, session, preemptor, ...). Part of the hashed content. */
+  details?: Record<string, string | number | boolean | null>;
+}
+
+export interface AuditEntry extends AuditDraft {
+  seq: number;
+  at: string;
+  prevHash: string;
+  hash: string;
+}

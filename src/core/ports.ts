@@ -1,0 +1,284 @@
+/**
+ * The ports the core needs. Adapters: src/store/memory (embedded, files under the data dir) and
+ * src/store/redis (node-redis + Lua). The core never imports an adapter.
+ */
+import type { AuditDraft, AuditEntry, EndReason, Priority } from './model.js';
+
+// ---------------------------------------------------------------------------------------------
+// Documents: agencies, users, service accounts, channels, policy lines, meta.
+// ---------------------------------------------------------------------------------------------
+
+export type Collection = 'agencies' | 'users' | 'serviceAccounts' | 'channels' | 'policy' | 'meta';
+
+export interface PutOptions {
+  /** Fail with a ConflictError unless no document with this id exists yet. */
+  ifAbsent?: boolean;
+  /**
+   * Enforce a unique secondary key atomically with the write (e.g. index 'username', key 'alice').
+   * Another document of the collection holding the same key → ConflictError, nothing written.
+   */
+  unique?: { index: string; key: string };
+}
+
+export class ConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConflictError';
+  }
+}
+
+export interface DocumentChange {
+  collection: Collection;
+  id: string;
+  /** The new document (full), or null when deleted. */
+  doc: unknown;
+}
+
+export interface DocumentStore {
+  all<T>(collection: Collection): Promise<T[]>;
+  get<T>(collection: Collection, id: string): Promise<T | undefined>;
+  /** Durable when the promise resolves (fsync'd journal / Redis reply). */
+  put<T>(collection: Collection, id: string, doc: T, options?: PutOptions): Promise<void>;
+  /** Bulk upsert (catalog import). Durable when resolved. */
+  putMany<T>(collection: Collection, docs: ReadonlyArray<{ id: string; doc: T }>): Promise<void>;
+  delete(collection: Collection, id: string): Promise<void>;
+  /** Changes written by *other* broker processes (Redis pub/sub). The memory store never calls it. */
+  onRemoteChange(listener: (change: DocumentChange) => void): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit: append-only hash chain. hash = sha256(prevHash + canonicalJson(entry without hash)).
+// ---------------------------------------------------------------------------------------------
+
+export interface AuditQuery {
+  agencyId?: string;
+  userId?: string;
+  channelId?: string;
+  action?: string;
+  /** ISO bounds, inclusive. */
+  from?: string;
+  to?: string;
+  /** Return entries with seq < beforeSeq (newest first paging). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+export interface AuditStore {
+  /** Appends in order, chained after the current head; durable when resolved. */
+  append(drafts: readonly AuditDraft[]): Promise<AuditEntry[]>;
+  /** Newest first. */
+  query(q: AuditQuery): Promise<AuditEntry[]>;
+  /** Oldest first, every entry (verify, reports). */
+  scan(): AsyncIterable<AuditEntry>;
+  head(): Promise<{ seq: number; hash: string }>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slots: forwarding (distinct channels) and analytics (reservations) pools, as leases.
+// All times are epoch milliseconds taken from the store's clock (Redis TIME in the Redis store).
+// ---------------------------------------------------------------------------------------------
+
+export interface SessionLease {
+  id: string;
+  channelId: string;
+  principalId: string;
+  agencyId: string;
+  purpose: string;
+  priority: Priority;
+  /** True when the session joined a channel that was already being forwarded. */
+  shared: boolean;
+  createdAt: number;
+  expiresAt: number;
+  /** Fencing token of the channel's forward (one INCR per new forward). */
+  fence: number;
+}
+
+export interface ReservationLease {
+  id: string;
+  channelId: string;
+  principalId: string;
+  agencyId: string;
+  task: string;
+  ttlMs: number;
+  createdAt: number;
+  expiresAt: number;
+  fence: number;
+}
+
+export interface OpenSessionRequest {
+  sessionId: string;
+  channelId: string;
+  principalId: string;
+  agencyId: string;
+  purpose: string;
+  priority: Priority;
+  /** The agency's forwarding quota (distinct channels). */
+  agencyQuota: number;
+  /** Caller checked canPreempt already; emergency + full pool → preempt a victim. */
+  mayPreempt: boolean;
+  ttlMs: number;
+  /** Same principal + key within 10 minutes → the same session, nothing new taken. */
+  idempotencyKey?: string;
+  /** > 0: when the pool is full, queue for up to this long (the caller then awaits the ticket). */
+  waitMs: number;
+}
+
+export type OpenSessionResult =
+  | {
+      kind: 'granted';
+      session: SessionLease;
+      /** True when this call created the channel's forward (the media plane must start it). */
+      newForward: boolean;
+      /** True when this is a replay of an earlier idempotent request. */
+      replayed: boolean;
+      /** Sessions ended to make room (emergency preemption). */
+      preempted: SessionLease[];
+      /** Forwards closed at once to make room (the preempted one, or an idle lingering one reclaimed): stop their relays. */
+      closedForwards: Array<{ channelId: string; fence: number }>;
+    }
+  | { kind: 'queued'; ticketId: string; position: number }
+  | { kind: 'denied'; reason: 'capacity' | 'quota'; retryAfterMs: number };
+
+export type TicketOutcome =
+  | { kind: 'granted'; session: SessionLease; newForward: boolean }
+  | { kind: 'denied'; reason: 'quota' }
+  | { kind: 'timeout' }
+  | { kind: 'pending' };
+
+export interface OpenReservationRequest {
+  reservationId: string;
+  channelId: string;
+  principalId: string;
+  agencyId: string;
+  task: string;
+  agencyQuota: number;
+  ttlMs: number;
+}
+
+export type OpenReservationResult =
+  | { kind: 'granted'; reservation: ReservationLease }
+  | { kind: 'denied'; reason: 'capacity' | 'quota'; retryAfterMs: number };
+
+export interface EndedSession {
+  session: SessionLease;
+  reason: EndReason;
+}
+export interface EndedReservation {
+  reservation: ReservationLease;
+  reason: EndReason;
+}
+
+/** What a sweep (or any call that frees things) reports, so the caller can audit, notify and stop relays. */
+export interface SlotEvents {
+  endedSessions: EndedSession[];
+  endedReservations: EndedReservation[];
+  /** Forwards whose idle linger ran out (or that were force-closed): stop the relay. */
+  closedForwards: Array<{ channelId: string; fence: number }>;
+  /** Queued tickets granted because slots freed up. */
+  grantedTickets: Array<{ ticketId: string; session: SessionLease; newForward: boolean }>;
+  /** Tickets dropped (deadline passed or quota no longer allows). */
+  droppedTickets: Array<{ ticketId: string; reason: 'timeout' | 'quota' }>;
+}
+
+export interface PoolUsage {
+  forwarding: { limit: number; used: number; queued: number };
+  analytics: { limit: number; used: number };
+  /** Per agency: distinct channels its sessions are on, reservations held. */
+  agencies: Record<string, { forwarding: number; analytics: number }>;
+}
+
+export interface SlotStore {
+  openSession(req: OpenSessionRequest): Promise<OpenSessionResult>;
+  /** Poll a queued ticket. */
+  ticketOutcome(ticketId: string): Promise<TicketOutcome>;
+  /** Leave the queue (timeout or client gone). If the ticket was granted meanwhile, returns that grant. */
+  cancelTicket(ticketId: string): Promise<TicketOutcome>;
+  /** Extends the lease by its TTL; null when the session is unknown or ended. */
+  heartbeatSession(sessionId: string, ttlMs: number): Promise<SessionLease | null>;
+  endSession(sessionId: string, reason: EndReason): Promise<SlotEvents | null>;
+  getSession(sessionId: string): Promise<SessionLease | null>;
+  listSessions(filter: { agencyId?: string; principalId?: string }): Promise<SessionLease[]>;
+  /** Revocation: end every session and reservation of a principal. */
+  endAllOf(principalId: string, reason: EndReason): Promise<SlotEvents>;
+  /** The relay could not start or died: end the channel's sessions and free its slot now. */
+  failForward(channelId: string, fence: number): Promise<SlotEvents>;
+
+  openReservation(req: OpenReservationRequest): Promise<OpenReservationResult>;
+  heartbeatReservation(reservationId: string): Promise<ReservationLease | null>;
+  endReservation(reservationId: string, reason: EndReason): Promise<SlotEvents | null>;
+  getReservation(reservationId: string): Promise<ReservationLease | null>;
+  listReservations(filter: { agencyId?: string; principalId?: string }): Promise<ReservationLease[]>;
+
+  /** Expire lapsed leases, close idle forwards, serve the queue. Any live broker may call it. */
+  sweep(): Promise<SlotEvents>;
+  usage(): Promise<PoolUsage>;
+  /** Current forward of a channel (fence), if any. */
+  forwardOf(channelId: string): Promise<{ fence: number; sessions: number } | null>;
+  now(): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media plane.
+// ---------------------------------------------------------------------------------------------
+
+export interface PlayUrls {
+  flv: string;
+  wsFlv: string;
+}
+
+export interface MediaNodeLoad {
+  id: string;
+  baseUrl: string;
+  networks: string[];
+  maxForwards: number;
+  forwards: number;
+  players: number;
+  bytesPerSecond: number;
+  alive: boolean;
+}
+
+export interface MediaControl {
+  /**
+   * Start relaying a channel (idempotent per fence). Resolves once the source sent its first media
+   * data; rejects with SourceUnavailableError when nothing came within the source timeout.
+   */
+  startForward(input: { channelId: string; network: string; sourceUrl: string; fence: number }): Promise<{ nodeId: string }>;
+  stopForward(channelId: string, fence: number): Promise<void>;
+  /** Cut the players of one session (release, expiry, preemption, revocation). */
+  disconnectSession(sessionId: string, channelId: string): Promise<void>;
+  playUrls(input: { sessionId: string; channelId: string; fence: number; expiresAt: number }): Promise<PlayUrls>;
+  /** Called when a forward ends on its own (source failed, node died). */
+  onForwardFailed(listener: (channelId: string, fence: number) => void): void;
+  nodes(): Promise<MediaNodeLoad[]>;
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export class SourceUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceUnavailableError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access control (implemented by src/authz with Casbin).
+// ---------------------------------------------------------------------------------------------
+
+export type Visibility = 'all' | { classes: number[]; networks: string[] };
+
+export interface AccessTarget {
+  /** The agency the object belongs to. */
+  agencyId?: string;
+  /** The principal that owns the object (a session's user, a reservation's service). */
+  ownerId?: string;
+}
+
+export interface AccessControl {
+  can(principal: import('./model.js').Principal, action: string, target: AccessTarget): boolean;
+  /** Throws 403 FORBIDDEN when the role may never act so, 404 NOT_FOUND when the object is outside its reach. */
+  assert(principal: import('./model.js').Principal, action: string, target: AccessTarget): void;
+  canSee(agencyId: string, channel: { class: number; network: string }): boolean;
+  visibility(agencyId: string): Visibility;
+  setAgencyGrants(agencyId: string, classes: number[], networks: string[]): Promise<void>;
+}

@@ -1,0 +1,268 @@
+/**
+ * Forwarding sessions: who watches which channel, why, and for how long. Decisions about slots are
+ * the SlotStore's (atomic); this service checks permissions, drives the media plane, audits every
+ * grant, denial and end, and tells clients through the event bus.
+ * @see ../shared/API.md "Streams"
+ */
+import type { Channel, EndReason, Principal, Priority } from './model.js';
+import type { AccessControl, MediaControl, PlayUrls, SessionLease, SlotStore } from './ports.js';
+import { SourceUnavailableError } from './ports.js';
+import type { AuditService } from './audit-service.js';
+import type { CatalogService } from './catalog-service.js';
+import type { EventBus } from './events.js';
+import type { LeaseEffects } from './lease-effects.js';
+import { DomainError, forbidden, notFound } from './errors.js';
+import { newId } from './ids.js';
+
+export interface AgencyLookup {
+  agency(id: string): { quotas: { forwarding: number; analytics: number }; canPreempt: boolean } | undefined;
+}
+
+export interface StreamServiceOptions {
+  slots: SlotStore;
+  media: MediaControl;
+  access: AccessControl;
+  audit: AuditService;
+  catalog: CatalogService;
+  agencies: AgencyLookup;
+  events: EventBus;
+  effects: LeaseEffects;
+  leaseTtlMs: number;
+  /** How often a queued request re-reads its ticket (other brokers may grant it). */
+  ticketPollMs?: number;
+}
+
+export interface OpenStreamInput {
+  channelId: string;
+  purpose: string;
+  priority?: Priority;
+  waitSeconds?: number;
+}
+
+export type StreamView = {
+  id: string;
+  channelId: string;
+  userId: string;
+  agencyId: string;
+  purpose: string;
+  priority: Priority;
+  shared: boolean;
+  createdAt: string;
+  expiresAt: string;
+  urls: PlayUrls;
+};
+
+export class StreamService {
+  /** Forwards this process is starting: later joiners of the same channel wait for the same start. */
+  private readonly starting = new Map<string, Promise<void>>();
+  private readonly ticketWaiters = new Map<string, () => void>();
+
+  constructor(private readonly o: StreamServiceOptions) {}
+
+  /** A queued ticket was granted by this process's sweep or release: wake its waiter now. */
+  wakeTicket(ticketId: string): void {
+    this.ticketWaiters.get(ticketId)?.();
+  }
+
+  async open(principal: Principal, input: OpenStreamInput, idempotencyKey: string | undefined, signal?: AbortSignal): Promise<StreamView> {
+    this.o.access.assert(principal, 'stream:create', { agencyId: principal.agencyId });
+    const priority = input.priority ?? 'normal';
+    const channel = this.o.catalog.visibleChannel(principal, input.channelId);
+    const agency = this.o.agencies.agency(principal.agencyId);
+    if (!agency) throw notFound('agency');
+    if (priority === 'emergency' && !agency.canPreempt) {
+      await this.deny(principal, input, 'emergency-not-allowed');
+      throw forbidden('your agency may not use emergency priority');
+    }
+    if (channel.status !== 'online') {
+      await this.deny(principal, input, `channel-${channel.status}`);
+      throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} is ${channel.status}`);
+    }
+
+    const result = await this.o.slots.openSession({
+      sessionId: newId('s'),
+      channelId: channel.id,
+      principalId: principal.id,
+      agencyId: principal.agencyId,
+      purpose: input.purpose,
+      priority,
+      agencyQuota: agency.quotas.forwarding,
+      mayPreempt: priority === 'emergency' && agency.canPreempt,
+      ttlMs: this.o.leaseTtlMs,
+      idempotencyKey,
+      waitMs: (input.waitSeconds ?? 0) * 1000,
+    });
+
+    let session: SessionLease;
+    let newForward: boolean;
+    if (result.kind === 'denied') {
+      await this.deny(principal, input, result.reason === 'quota' ? 'agency-quota' : 'capacity');
+      throw this.denial(result.reason, result.retryAfterMs);
+    } else if (result.kind === 'queued') {
+      const outcome = await this.awaitTicket(result.ticketId, (input.waitSeconds ?? 0) * 1000, signal);
+      if (outcome.kind !== 'granted') {
+        const reason = outcome.kind === 'denied' ? 'quota' : 'capacity';
+        await this.deny(principal, input, outcome.kind === 'denied' ? 'agency-quota' : 'queue-timeout');
+        throw this.denial(reason, 1000);
+      }
+      if (signal?.aborted) {
+        // The client left after its ticket was granted: give the slot back at once.
+        await this.end(outcome.session.id, 'released', principal);
+        throw new DomainError('BAD_REQUEST', 400, 'client went away');
+      }
+      session = outcome.session;
+      newForward = outcome.newForward;
+    } else {
+      session = result.session;
+      newForward = result.newForward;
+      if (result.preempted.length > 0) {
+        await this.o.effects.apply({ endedSessions: result.preempted.map((s) => ({ session: s, reason: 'preempted' as const })) }, principal);
+      }
+      if (result.replayed) return this.view(session);
+    }
+
+    await this.ensureForward(channel, session, newForward, principal, input);
+    await this.o.audit.record({
+      actor: actorOf(principal),
+      action: 'stream.grant',
+      target: `session:${session.id}`,
+      outcome: 'ok',
+      purpose: input.purpose,
+      details: { channelId: channel.id, agencyId: principal.agencyId, priority, shared: session.shared, fence: session.fence },
+    });
+    this.o.effects.capacityChanged();
+    return this.view(session);
+  }
+
+  async heartbeat(principal: Principal, id: string): Promise<{ expiresAt: string }> {
+    await this.owned(principal, id, 'stream:read');
+    const renewed = await this.o.slots.heartbeatSession(id, this.o.leaseTtlMs);
+    if (!renewed) {
+      await this.o.audit.record({ actor: actorOf(principal), action: 'stream.heartbeat', target: `session:${id}`, outcome: 'denied', reason: 'ended' });
+      throw notFound('session');
+    }
+    return { expiresAt: new Date(renewed.expiresAt).toISOString() };
+  }
+
+  async release(principal: Principal, id: string): Promise<void> {
+    await this.owned(principal, id, 'stream:end');
+    await this.end(id, 'released', principal);
+  }
+
+  async get(principal: Principal, id: string): Promise<StreamView> {
+    return this.view(await this.owned(principal, id, 'stream:read'));
+  }
+
+  async list(principal: Principal, scope: 'mine' | 'agency' | 'all'): Promise<StreamView[]> {
+    if (scope === 'all' && principal.role !== 'platform-admin') throw forbidden('scope=all is for platform administrators');
+    if (scope === 'agency' && principal.role === 'operator') throw forbidden('operators see their own sessions');
+    this.o.access.assert(principal, 'stream:read', { agencyId: principal.agencyId, ownerId: principal.id });
+    const filter = scope === 'mine' ? { principalId: principal.id } : scope === 'agency' ? { agencyId: principal.agencyId } : {};
+    const sessions = await this.o.slots.listSessions(filter);
+    return Promise.all(sessions.sort((a, b) => a.createdAt - b.createdAt).map((s) => this.view(s)));
+  }
+
+  /** Ends one session for a reason and carries out what follows (players cut, audit, events). */
+  async end(id: string, reason: EndReason, actor?: Principal): Promise<void> {
+    const events = await this.o.slots.endSession(id, reason);
+    if (!events) throw notFound('session');
+    await this.o.effects.apply(events, actor);
+  }
+
+  /** The session if the caller may act on it; 404 otherwise (other agencies' objects do not exist for them). */
+  private async owned(principal: Principal, id: string, action: string): Promise<SessionLease> {
+    const session = await this.o.slots.getSession(id);
+    if (!session) throw notFound('session');
+    this.o.access.assert(principal, action, { agencyId: session.agencyId, ownerId: session.principalId });
+    return session;
+  }
+
+  private async ensureForward(channel: Channel, session: SessionLease, newForward: boolean, principal: Principal, input: OpenStreamInput) {
+    let start = this.starting.get(channel.id);
+    if (newForward || !start) {
+      if (!newForward) return;
+      start = this.o.media
+        .startForward({ channelId: channel.id, network: channel.network, sourceUrl: channel.sourceUrl ?? '', fence: session.fence })
+        .then(() => undefined)
+        .finally(() => this.starting.delete(channel.id));
+      this.starting.set(channel.id, start);
+    }
+    try {
+      await start;
+    } catch (err) {
+      if (!(err instanceof SourceUnavailableError)) throw err;
+      // No slot is kept for a source that sent nothing: the forward and its sessions end now.
+      await this.o.effects.apply(await this.o.slots.failForward(channel.id, session.fence));
+      await this.o.audit.record({
+        actor: actorOf(principal),
+        action: 'stream.deny',
+        target: `channel:${channel.id}`,
+        outcome: 'error',
+        reason: 'source-unavailable',
+        purpose: input.purpose,
+        details: { channelId: channel.id, agencyId: principal.agencyId },
+      });
+      throw new DomainError('SOURCE_UNAVAILABLE', 504, `channel ${channel.id} sent no video in time`);
+    }
+  }
+
+  private async awaitTicket(ticketId: string, waitMs: number, signal?: AbortSignal) {
+    const deadline = Date.now() + waitMs;
+    const pollMs = this.o.ticketPollMs ?? 200;
+    try {
+      while (Date.now() < deadline && !signal?.aborted) {
+        const outcome = await this.o.slots.ticketOutcome(ticketId);
+        if (outcome.kind !== 'pending') return outcome;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now())));
+          const wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          this.ticketWaiters.set(ticketId, wake);
+          signal?.addEventListener('abort', wake, { once: true });
+        });
+      }
+    } finally {
+      this.ticketWaiters.delete(ticketId);
+    }
+    // Out of time or client gone: leave the queue, unless a grant raced in first.
+    return this.o.slots.cancelTicket(ticketId);
+  }
+
+  private denial(reason: 'capacity' | 'quota', retryAfterMs: number): DomainError {
+    if (reason === 'quota') return new DomainError('AGENCY_QUOTA_EXCEEDED', 429, 'your agency uses all of its forwarding quota');
+    return new DomainError('FORWARDING_CAPACITY_EXHAUSTED', 503, 'all forwarding slots are in use', {
+      'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+    });
+  }
+
+  private async deny(principal: Principal, input: OpenStreamInput, reason: string) {
+    await this.o.audit.record({
+      actor: actorOf(principal),
+      action: 'stream.deny',
+      target: `channel:${input.channelId}`,
+      outcome: 'denied',
+      reason,
+      purpose: input.purpose,
+      details: { channelId: input.channelId, agencyId: principal.agencyId, priority: input.priority ?? 'normal' },
+    });
+  }
+
+  private async view(session: SessionLease): Promise<StreamView> {
+    return {
+      id: session.id,
+      channelId: session.channelId,
+      userId: session.principalId,
+      agencyId: session.agencyId,
+      purpose: session.purpose,
+      priority: session.priority,
+      shared: session.shared,
+      createdAt: new Date(session.createdAt).toISOString(),
+      expiresAt: new Date(session.expiresAt).toISOString(),
+      urls: await this.o.media.playUrls({ sessionId: session.id, channelId: session.channelId, fence: session.fence, expiresAt: session.expiresAt }),
+    };
+  }
+}
+
+export const actorOf = (p: Principal) => ({ id: p.id, role: p.role, agencyId: p.agencyId });

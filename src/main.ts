@@ -1,0 +1,104 @@
+/**
+ * The broker process: configuration, logger, stores, media plane, HTTP server, graceful shutdown.
+ * Everything testable lives in broker.ts and app.ts; this file only owns the process.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createBroker } from './broker.js';
+import { buildApp } from './app.js';
+import { demoState, seedDemo } from './demo.js';
+import { startSimulator } from './media/simulator.js';
+
+const ADMIN_PASSWORD_FILE = 'admin-password.txt';
+
+function readConfig(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sharp-eyes-broker: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}
+
+async function main() {
+  const startedAt = performance.now();
+  const config = readConfig();
+  const logger = pino({
+    level: config.logLevel,
+    // Tokens, keys and passwords never reach the logs (STYLE.md 15).
+    redact: { paths: ['req.headers.authorization', 'req.query.token', '*.password', '*.apiKey', '*.token'], censor: '[redacted]' },
+  });
+
+  const broker = await createBroker(config, logger);
+  const fresh = broker.accounts.agencyIds().length === 0;
+  const { generatedPassword } = await broker.accounts.bootstrap(config.adminPassword, () => randomBytes(12).toString('base64url'));
+  if (generatedPassword) {
+    const file = join(config.dataDir, ADMIN_PASSWORD_FILE);
+    await writeFile(file, `${generatedPassword}\n`, { mode: 0o600 });
+    process.stdout.write(`\nBootstrap platform administrator: admin / ${generatedPassword}\n(also stored in ${file}, mode 0600; set BROKER_ADMIN_PASSWORD to choose it)\n\n`);
+  }
+
+  if (config.demo === '1' || (config.demo === 'auto' && fresh)) {
+    if (!(await demoState(broker))) {
+      const seed = await seedDemo(broker, { simulatorRtmpPort: config.simulatorRtmpPort, cameras: config.demoCameras });
+      logger.info({ channels: seed.channels, credentials: seed.credentialsFile }, 'demo data seeded');
+    }
+  }
+  const demo = await demoState(broker);
+  const simulator =
+    demo && config.media !== 'none' && demo.simulated.length > 0
+      ? await startSimulator({ cameras: demo.simulated.length, rtmpPort: demo.simulatorRtmpPort })
+      : undefined;
+
+  const app = await buildApp(broker, config, logger);
+  await app.listen({ host: config.host, port: config.port });
+  broker.start();
+
+  const address = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  process.stdout.write(
+    [
+      `Sharp Eyes broker ready in ${Math.round(performance.now() - startedAt)} ms: ${address}`,
+      `  console:  ${address}/          API docs: ${address}/docs`,
+      `  log in as admin (password above, or in ${join(config.dataDir, ADMIN_PASSWORD_FILE)} on first start)`,
+      demo ? `  demo accounts: ${join(config.dataDir, 'demo-credentials.txt')}; ${demo.simulated.length} channels play simulated cameras` : '',
+      '',
+    ]
+      .filter((l) => l !== undefined)
+      .join('\n'),
+  );
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'draining: no new requests, finishing the ones in flight');
+    const force = setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, config.shutdownGraceSeconds * 1000);
+    force.unref();
+    try {
+      await app.close();
+      await broker.close();
+      await simulator?.stop();
+      logger.info('stopped');
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, 'unclean shutdown');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`sharp-eyes-broker failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,95 @@
+/**
+ * Builds the broker and its app exactly as the process does (same config loader, same adapters),
+ * over a temporary data dir, with the control-plane-only media adapter unless a test asks otherwise.
+ */
+import type { Test } from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../src/config.js';
+import { createBroker, type Broker, type BrokerOverrides } from '../src/broker.js';
+import { buildApp, type BrokerApp } from '../src/app.js';
+import type { AgencyInput } from '../src/accounts/accounts-service.js';
+
+export interface TestBroker {
+  app: BrokerApp;
+  broker: Broker;
+  config: Config;
+  dataDir: string;
+  adminPassword: string;
+  adminToken: string;
+  /** Logs in and returns the bearer token. */
+  login(username: string, password: string): Promise<string>;
+  /** Creates an agency (as platform-admin) with an admin and an operator; returns their tokens. */
+  agency(input: Partial<AgencyInput> & { id: string }): Promise<{ adminToken: string; operatorToken: string; adminId: string; operatorId: string }>;
+}
+
+export const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+
+export async function makeTempDir(t: Test, prefix = 'se-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function buildTestBroker(
+  t: Test,
+  options: { env?: Record<string, string>; config?: Partial<Config>; overrides?: BrokerOverrides; dataDir?: string; start?: boolean } = {},
+): Promise<TestBroker> {
+  const dataDir = options.dataDir ?? (await makeTempDir(t));
+  const adminPassword = randomBytes(12).toString('base64url');
+  const config = loadConfig(
+    { BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', ...options.env },
+    { adminPassword, logLevel: 'silent', ...options.config },
+  );
+  const logger = pino({ level: config.logLevel });
+  const broker = await createBroker(config, logger, options.overrides);
+  await broker.accounts.bootstrap(config.adminPassword, () => adminPassword);
+  const app = await buildApp(broker, config, logger);
+  await app.ready();
+  if (options.start) broker.start();
+  t.teardown(async () => {
+    await app.close();
+    await broker.close();
+  });
+
+  const login = async (username: string, password: string) => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password } });
+    if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`);
+    return res.json().token as string;
+  };
+  const adminToken = await login('admin', adminPassword);
+
+  const agency: TestBroker['agency'] = async (input) => {
+    const body = {
+      name: input.name ?? `agency ${input.id}`,
+      networks: input.networks ?? ['video', 'police', 'gov', 'interconnect'],
+      classes: input.classes ?? [1, 2, 3],
+      quotas: input.quotas ?? { forwarding: 100, analytics: 100 },
+      ...(input.canPreempt !== undefined && { canPreempt: input.canPreempt }),
+      id: input.id,
+    };
+    const created = await app.inject({ method: 'POST', url: '/api/v1/agencies', headers: auth(adminToken), payload: body });
+    if (created.statusCode !== 201) throw new Error(`agency ${input.id}: ${created.statusCode} ${created.body}`);
+    const tokens: string[] = [];
+    const ids: string[] = [];
+    for (const role of ['admin', 'operator'] as const) {
+      const username = `${input.id}.${role}`.slice(0, 32);
+      const password = randomBytes(12).toString('base64url');
+      const res = await app.inject({
+        method: 'POST',
+        url: `/api/v1/agencies/${input.id}/users`,
+        headers: auth(adminToken),
+        payload: { username, password, role },
+      });
+      if (res.statusCode !== 201) throw new Error(`user ${username}: ${res.statusCode} ${res.body}`);
+      ids.push(res.json().id);
+      tokens.push(await login(username, password));
+    }
+    return { adminToken: tokens[0]!, operatorToken: tokens[1]!, adminId: ids[0]!, operatorId: ids[1]! };
+  };
+
+  return { app, broker, config, dataDir, adminPassword, adminToken, login, agency };
+}
