@@ -48,6 +48,9 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // The API speaks JSON (and the import route its own two types): plain text is a 415, not a string body.
+  app.removeContentTypeParser('text/plain');
+
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

@@ -18,6 +18,7 @@ import { LocalEventBus, type EventBus } from './core/events.js';
 import { AccountsService } from './accounts/accounts-service.js';
 import { LoginThrottle } from './accounts/login-throttle.js';
 import { Authorizer } from './authz/authorizer.js';
+import { documentPolicyPersistence } from './authz/policy-persistence.js';
 import { MemoryDocumentStore } from './store/memory/document-store.js';
 import { MemoryAuditStore } from './store/memory/audit-store.js';
 import { MemorySlotStore } from './store/memory/slot-store.js';
@@ -116,10 +117,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
   const access = await Authorizer.create({
     modelPath: `${policiesDir}model.conf`,
     policyPath: `${policiesDir}policy.csv`,
-    persistence: {
-      load: async () => (await store.get<{ rows: string[][] }>('policy', 'grants'))?.rows ?? null,
-      save: async (rows) => store.put('policy', 'grants', { rows }),
-    },
+    persistence: documentPolicyPersistence(store),
   });
   const audit = new AuditService(auditStore);
   const accounts = await AccountsService.open({

@@ -174,6 +174,7 @@ export class AccountsService {
   }
 
   getAgency(principal: Principal, id: string): Agency {
+    this.opts.access.assertRole(principal, 'agency:read');
     const agency = this.agencies.get(id);
     if (!agency) throw notFound('agency');
     this.opts.access.assert(principal, 'agency:read', { agencyId: id });
@@ -204,6 +205,7 @@ export class AccountsService {
   }
 
   async patchAgency(principal: Principal, id: string, patch: Partial<Omit<AgencyInput, 'id'>>): Promise<Agency> {
+    this.opts.access.assertRole(principal, 'agency:write');
     const current = this.agencies.get(id);
     if (!current) throw notFound('agency');
     this.opts.access.assert(principal, 'agency:write', { agencyId: id });
@@ -234,8 +236,7 @@ export class AccountsService {
   }
 
   listUsers(principal: Principal, agencyId: string): PublicUser[] {
-    if (!this.agencies.has(agencyId)) throw notFound('agency');
-    this.opts.access.assert(principal, 'user:read', { agencyId });
+    this.assertAgencyLevel(principal, 'user:read', agencyId);
     return [...this.users.values()].filter((u) => u.agencyId === agencyId).sort(byCreated).map(publicUser);
   }
 
@@ -244,8 +245,7 @@ export class AccountsService {
     agencyId: string,
     input: { username: string; password: string; role: 'admin' | 'operator'; displayName?: string },
   ): Promise<PublicUser> {
-    if (!this.agencies.has(agencyId)) throw notFound('agency');
-    this.opts.access.assert(principal, 'user:write', { agencyId });
+    this.assertAgencyLevel(principal, 'user:write', agencyId);
     const user = await this.insertUser(principal, agencyId, input);
     await this.auditChange(principal, 'user.create', `user:${user.id}`, agencyId, { username: user.username, role: user.role });
     return publicUser(user);
@@ -256,6 +256,7 @@ export class AccountsService {
     userId: string,
     patch: { displayName?: string; password?: string; role?: 'admin' | 'operator'; disabled?: boolean },
   ): Promise<PublicUser> {
+    this.opts.access.assertRole(principal, 'user:write');
     const current = this.users.get(userId);
     if (!current) throw notFound('user');
     this.opts.access.assert(principal, 'user:write', { agencyId: current.agencyId });
@@ -282,14 +283,12 @@ export class AccountsService {
   // ------------------------------------------------------------------ service accounts
 
   listServiceAccounts(principal: Principal, agencyId: string): PublicServiceAccount[] {
-    if (!this.agencies.has(agencyId)) throw notFound('agency');
-    this.opts.access.assert(principal, 'service-account:read', { agencyId });
+    this.assertAgencyLevel(principal, 'service-account:read', agencyId);
     return [...this.serviceAccounts.values()].filter((sa) => sa.agencyId === agencyId).sort(byCreated).map(publicServiceAccount);
   }
 
   async createServiceAccount(principal: Principal, agencyId: string, name: string): Promise<PublicServiceAccount & { apiKey: string }> {
-    if (!this.agencies.has(agencyId)) throw notFound('agency');
-    this.opts.access.assert(principal, 'service-account:write', { agencyId });
+    this.assertAgencyLevel(principal, 'service-account:write', agencyId);
     const { key, keyHash } = generateApiKey();
     const sa: ServiceAccount = { id: newId('sa'), name, agencyId, createdBy: principal.id, createdAt: new Date().toISOString(), revoked: false, keyHash };
     await this.opts.store.put('serviceAccounts', sa.id, sa, { ifAbsent: true });
@@ -299,6 +298,7 @@ export class AccountsService {
   }
 
   async revokeServiceAccount(principal: Principal, id: string): Promise<void> {
+    this.opts.access.assertRole(principal, 'service-account:write');
     const sa = this.serviceAccounts.get(id);
     if (!sa || sa.revoked) throw notFound('service account');
     this.opts.access.assert(principal, 'service-account:write', { agencyId: sa.agencyId });
@@ -310,6 +310,16 @@ export class AccountsService {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /**
+   * Agency-wide actions (list or create an agency's users): a role that may not take them even in
+   * its own agency gets 403; one that may, asking about another agency, gets 404.
+   */
+  private assertAgencyLevel(principal: Principal, action: string, agencyId: string) {
+    if (!this.opts.access.can(principal, action, { agencyId: principal.agencyId })) throw forbidden();
+    if (!this.agencies.has(agencyId)) throw notFound('agency');
+    this.opts.access.assert(principal, action, { agencyId });
+  }
 
   private async insertUser(
     principal: Principal,

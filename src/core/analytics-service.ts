@@ -40,7 +40,7 @@ export class AnalyticsService {
   ) {}
 
   async reserve(principal: Principal, input: { channelId: string; task: string; ttlSeconds?: number }): Promise<ReservationView> {
-    this.o.access.assert(principal, 'analytics:create', { agencyId: principal.agencyId });
+    this.o.access.assert(principal, 'analytics:create', { agencyId: principal.agencyId, ownerId: principal.id });
     const channel = this.o.catalog.visibleChannel(principal, input.channelId);
     const agency = this.o.agencies.agency(principal.agencyId);
     if (!agency) throw notFound('agency');
@@ -128,6 +128,7 @@ export class AnalyticsService {
   }
 
   private async owned(principal: Principal, id: string, action: string): Promise<ReservationLease> {
+    this.o.access.assertRole(principal, action);
     const reservation = await this.o.slots.getReservation(id);
     if (!reservation) throw notFound('reservation');
     this.o.access.assert(principal, action, { agencyId: reservation.agencyId, ownerId: reservation.principalId });

@@ -278,6 +278,8 @@ export interface AccessControl {
   can(principal: import('./model.js').Principal, action: string, target: AccessTarget): boolean;
   /** Throws 403 FORBIDDEN when the role may never act so, 404 NOT_FOUND when the object is outside its reach. */
   assert(principal: import('./model.js').Principal, action: string, target: AccessTarget): void;
+  /** The 403 half alone: call it before looking an object up, so 404 vs 403 never tells it exists. */
+  assertRole(principal: import('./model.js').Principal, action: string): void;
   canSee(agencyId: string, channel: { class: number; network: string }): boolean;
   visibility(agencyId: string): Visibility;
   setAgencyGrants(agencyId: string, classes: number[], networks: string[]): Promise<void>;

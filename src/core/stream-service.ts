@@ -171,6 +171,7 @@ export class StreamService {
 
   /** The session if the caller may act on it; 404 otherwise (other agencies' objects do not exist for them). */
   private async owned(principal: Principal, id: string, action: string): Promise<SessionLease> {
+    this.o.access.assertRole(principal, action);
     const session = await this.o.slots.getSession(id);
     if (!session) throw notFound('session');
     this.o.access.assert(principal, action, { agencyId: session.agencyId, ownerId: session.principalId });

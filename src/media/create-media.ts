@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { MediaControl } from '../core/ports.js';
-import { NoMediaControl } from './media-control-none.js';
+import { createNoneMediaControl } from './media-control-none.js';
 
 export interface MediaSecrets {
   play: string;
@@ -13,7 +13,7 @@ export async function createMedia(config: Config, secrets: MediaSecrets, _logger
   const publicBase = config.publicMediaUrl || `http://127.0.0.1:${config.mediaHttpPort}`;
   switch (config.media) {
     case 'none':
-      return new NoMediaControl(secrets.play, publicBase);
+      return createNoneMediaControl({ playSecret: secrets.play, publicBaseUrl: publicBase });
     default:
       throw new Error(`BROKER_MEDIA=${config.media} is not available in this build yet`);
   }
