@@ -83,10 +83,11 @@ export class AnalyticsService {
   }
 
   async heartbeat(principal: Principal, id: string): Promise<{ expiresAt: string }> {
-    await this.owned(principal, id, 'analytics:read');
-    const renewed = await this.o.slots.heartbeatReservation(id);
+    const reservation = await this.owned(principal, id, 'analytics:read').catch(() => null);
+    const renewed = reservation && (await this.o.slots.heartbeatReservation(id));
     if (!renewed) {
-      await this.o.audit.record({ actor: actorOf(principal), action: 'analytics.heartbeat', target: `reservation:${id}`, outcome: 'denied', reason: 'ended' });
+      await this.o.audit.record({ actor: actorOf(principal), action: 'analytics.heartbeat', target: `reservation:${id}`, outcome: 'denied', reason: reservation ? 'ended' : 'not-found' });
+      await this.owned(principal, id, 'analytics:read');
       throw notFound('reservation');
     }
     return { expiresAt: new Date(renewed.expiresAt).toISOString() };

@@ -115,8 +115,11 @@ export class StreamService {
     } else {
       session = result.session;
       newForward = result.newForward;
-      if (result.preempted.length > 0) {
-        await this.o.effects.apply({ endedSessions: result.preempted.map((s) => ({ session: s, reason: 'preempted' as const })) }, principal);
+      if (result.preempted.length > 0 || result.closedForwards.length > 0) {
+        await this.o.effects.apply(
+          { endedSessions: result.preempted.map((s) => ({ session: s, reason: 'preempted' as const })), closedForwards: result.closedForwards },
+          principal,
+        );
       }
       if (result.replayed) return this.view(session);
     }
@@ -134,11 +137,14 @@ export class StreamService {
     return this.view(session);
   }
 
+  /** A failed heartbeat (session ended, expired or not the caller's) is audited: the client may be watching without a lease. */
   async heartbeat(principal: Principal, id: string): Promise<{ expiresAt: string }> {
-    await this.owned(principal, id, 'stream:read');
-    const renewed = await this.o.slots.heartbeatSession(id, this.o.leaseTtlMs);
+    const session = await this.owned(principal, id, 'stream:read').catch(() => null);
+    const renewed = session && (await this.o.slots.heartbeatSession(id, this.o.leaseTtlMs));
     if (!renewed) {
-      await this.o.audit.record({ actor: actorOf(principal), action: 'stream.heartbeat', target: `session:${id}`, outcome: 'denied', reason: 'ended' });
+      await this.o.audit.record({ actor: actorOf(principal), action: 'stream.heartbeat', target: `session:${id}`, outcome: 'denied', reason: session ? 'ended' : 'not-found' });
+      // Re-run the check so a role that may never heartbeat still gets its 403.
+      await this.owned(principal, id, 'stream:read');
       throw notFound('session');
     }
     return { expiresAt: new Date(renewed.expiresAt).toISOString() };
