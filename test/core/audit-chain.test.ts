@@ -1,0 +1,124 @@
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import {
+  canonicalJson,
+  chainEntry,
+  GENESIS_HASH,
+  GENESIS_HEAD,
+  nextEntryTime,
+  verifyChain,
+} from '../../src/core/audit-chain.js';
+import type { AuditDraft, AuditEntry } from '../../src/core/model.js';
+
+const draft = (n: number): AuditDraft => ({
+  actor: { id: `u${n}`, role: 'operator', agencyId: 'weather' },
+  action: 'stream.open',
+  target: '44010600001310000001',
+  outcome: 'ok',
+  purpose: 'flood watch',
+  details: { channelId: '44010600001310000001', n },
+});
+
+function chain(length: number): AuditEntry[] {
+  const entries: AuditEntry[] = [];
+  let prev = GENESIS_HEAD;
+  for (let n = 1; n <= length; n++) {
+    const entry = chainEntry(prev, draft(n), `2024-05-01T00:00:0${n % 10}.000Z`);
+    entries.push(entry);
+    prev = entry;
+  }
+  return entries;
+}
+
+t.test('canonical JSON sorts keys at every level and has no whitespace', async (t) => {
+  t.equal(canonicalJson({ b: 1, a: { d: [1, 'x'], c: null } }), '{"a":{"c":null,"d":[1,"x"]},"b":1}');
+  t.equal(canonicalJson({ z: { y: 2, x: 1 }, a: true }), canonicalJson({ a: true, z: { x: 1, y: 2 } }));
+});
+
+t.test('canonical JSON omits undefined fields and rejects what JSON cannot carry', async (t) => {
+  t.equal(canonicalJson({ a: undefined, b: 'é"' }), '{"b":"é\\""}');
+  t.throws(() => canonicalJson({ a: Number.NaN }), TypeError);
+  t.throws(() => canonicalJson([Number.POSITIVE_INFINITY]), TypeError);
+  t.throws(() => canonicalJson({ a: 1n }), TypeError);
+});
+
+t.test('the first entry chains from the genesis hash with sha256(prevHash + canonical JSON)', async (t) => {
+  const entry = chainEntry(GENESIS_HEAD, draft(1), '2024-05-01T00:00:00.000Z');
+  t.equal(entry.seq, 1);
+  t.equal(entry.prevHash, GENESIS_HASH);
+  t.equal(GENESIS_HASH, '0'.repeat(64));
+  const { hash, ...content } = entry;
+  t.equal(hash, createHash('sha256').update(GENESIS_HASH + canonicalJson(content)).digest('hex'));
+});
+
+t.test('the hash does not depend on the key order of the draft', async (t) => {
+  const reordered: AuditDraft = {
+    details: { n: 1, channelId: '44010600001310000001' },
+    purpose: 'flood watch',
+    outcome: 'ok',
+    target: '44010600001310000001',
+    action: 'stream.open',
+    actor: { agencyId: 'weather', role: 'operator', id: 'u1' },
+  };
+  const at = '2024-05-01T00:00:00.000Z';
+  t.equal(chainEntry(GENESIS_HEAD, reordered, at).hash, chainEntry(GENESIS_HEAD, draft(1), at).hash);
+});
+
+t.test('only draft fields enter the entry', async (t) => {
+  const actor = { id: 'u1', role: 'operator' as const, agencyId: 'weather', name: 'alice', kind: 'user' };
+  const entry = chainEntry(GENESIS_HEAD, { ...draft(1), actor }, '2024-05-01T00:00:00.000Z');
+  t.same(Object.keys(entry.actor).sort(), ['agencyId', 'id', 'role']);
+});
+
+t.test('an intact chain verifies', async (t) => {
+  t.same(await verifyChain(chain(5)), { ok: true, entries: 5, firstBadSeq: null, problem: null });
+  t.same(await verifyChain([]), { ok: true, entries: 0, firstBadSeq: null, problem: null });
+});
+
+t.test('an async iterable verifies too', async (t) => {
+  async function* stream() {
+    yield* chain(3);
+  }
+  t.equal((await verifyChain(stream())).ok, true);
+});
+
+t.test('a tampered field is caught at its entry', async (t) => {
+  const entries = chain(5);
+  entries[2] = { ...entries[2], outcome: 'denied' };
+  const verdict = await verifyChain(entries);
+  t.equal(verdict.ok, false);
+  t.equal(verdict.firstBadSeq, 3);
+  t.equal(verdict.entries, 5);
+  t.match(verdict.problem, /hash does not match/);
+});
+
+t.test('a tampered entry with a recomputed hash breaks the next link', async (t) => {
+  const entries = chain(5);
+  const { hash: _hash, ...content } = { ...entries[1], reason: 'edited' };
+  entries[1] = chainEntry({ seq: 1, hash: entries[0].hash }, content, content.at);
+  const verdict = await verifyChain(entries);
+  t.equal(verdict.firstBadSeq, 3);
+  t.match(verdict.problem, /prevHash/);
+});
+
+t.test('a deleted entry is caught where it is missing', async (t) => {
+  const entries = chain(5);
+  entries.splice(3, 1);
+  const verdict = await verifyChain(entries);
+  t.equal(verdict.firstBadSeq, 4);
+  t.match(verdict.problem, /expected seq 4, found 5/);
+});
+
+t.test('reordered entries are caught', async (t) => {
+  const entries = chain(5);
+  [entries[1], entries[2]] = [entries[2], entries[1]];
+  const verdict = await verifyChain(entries);
+  t.equal(verdict.firstBadSeq, 2);
+  t.match(verdict.problem, /expected seq 2, found 3/);
+});
+
+t.test('entry times never go backwards', async (t) => {
+  t.equal(nextEntryTime('2030-01-01T00:00:00.000Z', new Date('2024-01-01T00:00:00Z')), '2030-01-01T00:00:00.000Z');
+  t.equal(nextEntryTime('2020-01-01T00:00:00.000Z', new Date('2024-01-01T00:00:00Z')), '2024-01-01T00:00:00.000Z');
+  t.equal(nextEntryTime(undefined, new Date('2024-01-01T00:00:00Z')), '2024-01-01T00:00:00.000Z');
+});
