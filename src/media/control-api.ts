@@ -1,0 +1,154 @@
+/**
+ * The media node's control API: plain node:http and JSON, for the broker only. Every route but
+ * /healthz needs `Authorization: Bearer <MEDIA_CONTROL_SECRET>`, compared in constant time.
+ *
+ *   POST   /forwards                      {channelId, sourceUrl, fence} → 200 once media flows | 504 | 409
+ *   DELETE /forwards/:channelId?fence=N   → 200 {result: 'stopped'|'absent'} | 409 stale fence
+ *   POST   /sessions/:sessionId/disconnect {channelId?} → 200 {disconnected}
+ *   POST   /sessions/:sessionId/end       → 200 {disconnected}   (its tokens stop working)
+ *   GET    /load                          → MediaNodeLoad
+ *   GET    /healthz                       → {ok, id}
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { SourceUnavailableError } from '../core/ports.js';
+import { ForwardSupersededError, StaleFenceError } from './forwards.js';
+import type { MediaNode } from './media-node.js';
+import { isRelaySource } from './relay-args.js';
+
+/** Control bodies are a few short fields. */
+const MAX_BODY_BYTES = 8 * 1024;
+/** node-media-server accepts only these characters in a stream name. */
+const CHANNEL_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const SESSION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const MAX_SOURCE_URL_LENGTH = 2048;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message = code,
+  ) {
+    super(message);
+  }
+}
+
+const sha256 = (value: string) => createHash('sha256').update(value).digest();
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) });
+  res.end(json);
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'PAYLOAD_TOO_LARGE');
+    chunks.push(chunk);
+  }
+  if (size === 0) return {};
+  try {
+    const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed as Record<string, unknown>;
+  } catch {
+    throw new HttpError(400, 'BAD_REQUEST', 'body must be a JSON object');
+  }
+}
+
+function onlyFields(body: Record<string, unknown>, allowed: string[]): void {
+  const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) throw new HttpError(400, 'BAD_REQUEST', `unknown fields: ${unknown.join(', ')}`);
+}
+
+function channelIdOf(value: unknown): string {
+  if (typeof value !== 'string' || !CHANNEL_ID.test(value)) throw new HttpError(400, 'BAD_REQUEST', 'bad channelId');
+  return value;
+}
+
+function fenceOf(value: unknown): number {
+  const fence = typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value;
+  if (typeof fence !== 'number' || !Number.isSafeInteger(fence) || fence < 0) {
+    throw new HttpError(400, 'BAD_REQUEST', 'bad fence');
+  }
+  return fence;
+}
+
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(400, 'BAD_REQUEST', 'bad path encoding');
+  }
+}
+
+function sessionIdOf(value: string): string {
+  if (!SESSION_ID.test(value)) throw new HttpError(400, 'BAD_REQUEST', 'bad sessionId');
+  return value;
+}
+
+export function createControlServer(node: MediaNode, controlSecret: string): Server {
+  const expectedAuth = sha256(`Bearer ${controlSecret}`);
+  const authorized = (req: IncomingMessage) =>
+    timingSafeEqual(sha256(req.headers.authorization ?? ''), expectedAuth);
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://control');
+    const parts = url.pathname.split('/').filter(Boolean).map(decodePathPart);
+    const method = req.method ?? 'GET';
+
+    if (method === 'GET' && url.pathname === '/healthz') return send(res, 200, { ok: true, id: node.id });
+    if (!authorized(req)) throw new HttpError(401, 'UNAUTHENTICATED');
+
+    if (method === 'GET' && url.pathname === '/load') return send(res, 200, node.load());
+
+    if (method === 'POST' && url.pathname === '/forwards') {
+      const body = await readJson(req);
+      onlyFields(body, ['channelId', 'sourceUrl', 'fence']);
+      const channelId = channelIdOf(body.channelId);
+      const fence = fenceOf(body.fence);
+      const { sourceUrl } = body;
+      if (typeof sourceUrl !== 'string' || sourceUrl.length > MAX_SOURCE_URL_LENGTH || !isRelaySource(sourceUrl)) {
+        throw new HttpError(400, 'BAD_REQUEST', 'sourceUrl must be rtmp://, rtsp:// or http(s)://');
+      }
+      await node.startForward(channelId, sourceUrl, fence);
+      return send(res, 200, { channelId, fence, nodeId: node.id });
+    }
+
+    if (method === 'DELETE' && parts.length === 2 && parts[0] === 'forwards') {
+      const result = node.stopForward(channelIdOf(parts[1]), fenceOf(url.searchParams.get('fence')));
+      return send(res, 200, { result });
+    }
+
+    if (method === 'POST' && parts.length === 3 && parts[0] === 'sessions') {
+      const sessionId = sessionIdOf(parts[1]);
+      const body = await readJson(req);
+      if (parts[2] === 'disconnect') {
+        onlyFields(body, ['channelId']);
+        const channelId = body.channelId === undefined ? undefined : channelIdOf(body.channelId);
+        return send(res, 200, { disconnected: node.disconnectSession(sessionId, channelId) });
+      }
+      if (parts[2] === 'end') {
+        onlyFields(body, ['channelId']);
+        return send(res, 200, { disconnected: node.endSession(sessionId) });
+      }
+    }
+    throw new HttpError(404, 'NOT_FOUND');
+  }
+
+  return createServer((req, res) => {
+    route(req, res).catch((error: unknown) => {
+      if (res.headersSent) return;
+      if (error instanceof HttpError) return send(res, error.status, { error: error.code, message: error.message });
+      if (error instanceof SourceUnavailableError) return send(res, 504, { error: 'SOURCE_UNAVAILABLE' });
+      if (error instanceof StaleFenceError) return send(res, 409, { error: 'STALE_FENCE', message: error.message });
+      if (error instanceof ForwardSupersededError) {
+        return send(res, 409, { error: 'FORWARD_SUPERSEDED', message: error.message });
+      }
+      send(res, 500, { error: 'INTERNAL' });
+    });
+  });
+}

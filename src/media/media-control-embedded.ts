@@ -1,0 +1,146 @@
+/**
+ * BROKER_MEDIA=embedded (the default): the broker runs one media node as its child process and speaks
+ * its control API over loopback. When the child dies its forwards are reported failed and it is
+ * restarted with backoff on the same ports.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { NETWORKS } from '../core/model.js';
+import type { MediaControl, MediaNodeLoad, PlayUrls } from '../core/ports.js';
+import { MediaNodeChild } from './media-node-child.js';
+import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
+import { findFreePort } from './net-ports.js';
+import { NodeWatch, type ForwardFailedListener } from './node-watch.js';
+import { buildPlayUrls } from './play-urls.js';
+
+export interface EmbeddedMediaOptions {
+  /** Address of the node's RTMP and HTTP-FLV listeners. */
+  host?: string;
+  rtmpPort: number;
+  httpPort: number;
+  /** Loopback control port; a free one is picked when absent. */
+  controlPort?: number;
+  sourceTimeoutMs: number;
+  playSecret: string;
+  /** BROKER_PUBLIC_MEDIA_URL; defaults to http://<host>:<httpPort>. */
+  publicBaseUrl?: string;
+  nodeId?: string;
+  maxForwards: number;
+  logger: Logger;
+  pollIntervalMs?: number;
+  restartDelaysMs?: number[];
+}
+
+export interface EmbeddedMediaControl extends MediaControl {
+  /** Process id of the current media node child (operators, tests). */
+  nodePid(): number | undefined;
+}
+
+export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions): Promise<EmbeddedMediaControl> {
+  const host = options.host ?? '127.0.0.1';
+  const nodeId = options.nodeId ?? 'embedded';
+  const controlPort = options.controlPort ?? (await findFreePort());
+  const controlSecret = randomBytes(32).toString('base64url');
+  const baseUrl = options.publicBaseUrl ?? `http://${host}:${options.httpPort}`;
+  const log = options.logger.child({ component: 'media-embedded' });
+  const listeners: ForwardFailedListener[] = [];
+
+  const client = new MediaNodeClient({
+    controlUrl: `http://127.0.0.1:${controlPort}`,
+    controlSecret,
+    sourceTimeoutMs: options.sourceTimeoutMs,
+  });
+  const watch = new NodeWatch(
+    client,
+    (channelId, fence) => {
+      for (const listener of listeners) {
+        try {
+          listener(channelId, fence);
+        } catch (error) {
+          log.error({ err: (error as Error).message, channelId, fence }, 'forward-failed listener threw');
+        }
+      }
+    },
+    log,
+  );
+  const child = new MediaNodeChild({
+    env: {
+      MEDIA_NODE_ID: nodeId,
+      MEDIA_HOST: host,
+      MEDIA_RTMP_PORT: String(options.rtmpPort),
+      MEDIA_HTTP_PORT: String(options.httpPort),
+      MEDIA_CONTROL_HOST: '127.0.0.1',
+      MEDIA_CONTROL_PORT: String(controlPort),
+      MEDIA_CONTROL_SECRET: controlSecret,
+      MEDIA_PLAY_SECRET: options.playSecret,
+      MEDIA_SOURCE_TIMEOUT_MS: String(options.sourceTimeoutMs),
+    },
+    client,
+    logger: log,
+    restartDelaysMs: options.restartDelaysMs,
+    onDown: () => watch.nodeLost(),
+    onUp: () => void watch.poll(),
+  });
+
+  let polling = false;
+  const poller = setInterval(() => {
+    if (polling || !child.up) return;
+    polling = true;
+    watch.poll().finally(() => (polling = false));
+  }, options.pollIntervalMs ?? 1000);
+  poller.unref();
+
+  try {
+    await child.start();
+  } catch (error) {
+    clearInterval(poller);
+    await child.stop();
+    throw error;
+  }
+
+  return {
+    async startForward({ channelId, sourceUrl, fence }) {
+      if (!child.up) throw new MediaNodeUnavailableError('the embedded media node is restarting');
+      await client.startForward(channelId, sourceUrl, fence);
+      watch.forwardStarted(channelId, fence);
+      return { nodeId };
+    },
+    async stopForward(channelId, fence) {
+      watch.forwardStopped(channelId, fence);
+      // A node that is down has no forward left to stop.
+      if (child.up) await client.stopForward(channelId, fence);
+    },
+    async disconnectSession(sessionId, channelId) {
+      if (child.up) await client.endSession(sessionId, channelId);
+    },
+    async playUrls(input): Promise<PlayUrls> {
+      return buildPlayUrls(baseUrl, options.playSecret, { ...input, nodeId });
+    },
+    onForwardFailed(listener) {
+      listeners.push(listener);
+    },
+    async nodes(): Promise<MediaNodeLoad[]> {
+      const load = watch.lastLoad;
+      return [
+        {
+          id: nodeId,
+          baseUrl,
+          networks: [...NETWORKS],
+          maxForwards: options.maxForwards,
+          forwards: load?.forwards ?? 0,
+          players: load?.players ?? 0,
+          bytesPerSecond: load?.bytesPerSecond ?? 0,
+          alive: child.up && watch.alive,
+        },
+      ];
+    },
+    async ready() {
+      return child.up && (await client.healthy());
+    },
+    async close() {
+      clearInterval(poller);
+      await child.stop();
+    },
+    nodePid: () => child.pid,
+  };
+}

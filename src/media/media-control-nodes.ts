@@ -1,0 +1,207 @@
+/**
+ * BROKER_MEDIA=nodes: a city's media nodes register in Redis (node-registry.ts). A new forward goes to
+ * the least-loaded live node that reaches the channel's network; placements are kept in Redis so every
+ * broker instance can stop, disconnect and build play URLs for them. Every broker polls every node's
+ * /load each second: failures it finds there, and nodes whose registration lapsed or whose process was
+ * replaced, are reported through onForwardFailed (duplicates across brokers are harmless: failing a
+ * forward is fenced).
+ */
+import type { Logger } from 'pino';
+import type { MediaControl, MediaNodeLoad, PlayUrls } from '../core/ports.js';
+import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
+import type { ForwardFailedListener } from './node-watch.js';
+import { buildPlayUrls } from './play-urls.js';
+import { registryKeys, type NodeRegistration, type Placement, type RegistryRedis } from './node-registry.js';
+
+export interface NodesMediaOptions {
+  redis: RegistryRedis;
+  prefix: string;
+  /** Shared by all media nodes of the city (MEDIA_CONTROL_SECRET). */
+  controlSecret: string;
+  playSecret: string;
+  sourceTimeoutMs: number;
+  logger: Logger;
+  pollIntervalMs?: number;
+}
+
+interface KnownNode {
+  registration: NodeRegistration;
+  client: MediaNodeClient;
+  lastFailureSeq: number;
+  /** Forwards this broker is placing right now; registrations lag by up to a heartbeat. */
+  pending: number;
+  /** Placements recorded in Redis for this node (as of the last refresh, plus ours since). */
+  placed: number;
+}
+
+export async function createNodesMediaControl(options: NodesMediaOptions): Promise<MediaControl> {
+  const { redis } = options;
+  const keys = registryKeys(options.prefix);
+  const log = options.logger.child({ component: 'media-nodes' });
+  const listeners: ForwardFailedListener[] = [];
+  const known = new Map<string, KnownNode>();
+
+  const report = (channelId: string, fence: number) => {
+    for (const listener of listeners) {
+      try {
+        listener(channelId, fence);
+      } catch (error) {
+        log.error({ err: (error as Error).message, channelId, fence }, 'forward-failed listener threw');
+      }
+    }
+  };
+
+  const placementOf = async (channelId: string): Promise<Placement | null> => {
+    const raw = await redis.hGet(keys.placements, channelId);
+    return raw ? (JSON.parse(raw) as Placement) : null;
+  };
+
+  /** Report a forward failed if the placement still names it; whoever removes it first reports. */
+  const failPlaced = async (channelId: string, fence: number, nodeId: string, reason: string) => {
+    const placement = await placementOf(channelId);
+    if (!placement || placement.nodeId !== nodeId || placement.fence !== fence) return;
+    await redis.hDel(keys.placements, channelId);
+    log.warn({ channelId, fence, nodeId, reason }, 'forward failed');
+    report(channelId, fence);
+  };
+
+  const nodeLost = async (nodeId: string, reason: string) => {
+    known.delete(nodeId);
+    const placements = await redis.hGetAll(keys.placements);
+    for (const [channelId, raw] of Object.entries(placements)) {
+      const placement = JSON.parse(raw) as Placement;
+      if (placement.nodeId === nodeId) await failPlaced(channelId, placement.fence, nodeId, reason);
+    }
+  };
+
+  const refresh = async () => {
+    const ids = await redis.sMembers(keys.nodes);
+    const raws = ids.length > 0 ? await redis.mGet(ids.map((id) => keys.node(id))) : [];
+    const live = new Set<string>();
+    for (const [i, id] of ids.entries()) {
+      const raw = raws[i];
+      if (!raw) {
+        await redis.sRem(keys.nodes, id);
+        continue;
+      }
+      const registration = JSON.parse(raw) as NodeRegistration;
+      const previous = known.get(id);
+      if (previous && previous.registration.instance !== registration.instance) await nodeLost(id, 'node-restarted');
+      const node = known.get(id);
+      if (node) node.registration = registration;
+      else {
+        const client = new MediaNodeClient({
+          controlUrl: registration.controlUrl,
+          controlSecret: options.controlSecret,
+          sourceTimeoutMs: options.sourceTimeoutMs,
+        });
+        known.set(id, { registration, client, lastFailureSeq: 0, pending: 0, placed: 0 });
+      }
+      live.add(id);
+    }
+    for (const id of [...known.keys()]) if (!live.has(id)) await nodeLost(id, 'registration-lapsed');
+    const placedOn = new Map<string, number>();
+    for (const [channelId, raw] of Object.entries(await redis.hGetAll(keys.placements))) {
+      const placement = JSON.parse(raw) as Placement;
+      placedOn.set(placement.nodeId, (placedOn.get(placement.nodeId) ?? 0) + 1);
+      // Placements on nodes no broker knows any more (e.g. lost while every broker was down).
+      if (!live.has(placement.nodeId)) await failPlaced(channelId, placement.fence, placement.nodeId, 'node-gone');
+    }
+    for (const [id, node] of known) node.placed = placedOn.get(id) ?? 0;
+    await Promise.all(
+      [...known.entries()].map(async ([id, node]) => {
+        const load = await node.client.load().catch(() => null);
+        for (const failure of load?.failed ?? []) {
+          if (failure.seq <= node.lastFailureSeq) continue;
+          node.lastFailureSeq = failure.seq;
+          await failPlaced(failure.channelId, failure.fence, id, failure.reason);
+        }
+      }),
+    );
+  };
+
+  let refreshing = false;
+  const tick = () => {
+    if (refreshing) return;
+    refreshing = true;
+    refresh()
+      .catch((error: unknown) => log.warn({ err: (error as Error).message }, 'media node refresh failed'))
+      .finally(() => (refreshing = false));
+  };
+  await refresh();
+  const poller = setInterval(tick, options.pollIntervalMs ?? 1000);
+  poller.unref();
+
+  const nodeOf = (nodeId: string) => {
+    const node = known.get(nodeId);
+    if (!node) throw new MediaNodeUnavailableError(`media node ${nodeId} is not registered`);
+    return node;
+  };
+
+  return {
+    async startForward({ channelId, network, sourceUrl, fence }) {
+      const candidates = [...known.values()]
+        .filter((n) => (n.registration.networks as string[]).includes(network))
+        .map((n) => ({ n, used: Math.max(n.registration.forwards, n.placed) + n.pending }))
+        .filter(({ n, used }) => used < n.registration.maxForwards)
+        .sort(
+          (a, b) =>
+            a.used / a.n.registration.maxForwards - b.used / b.n.registration.maxForwards ||
+            a.n.registration.bytesPerSecond - b.n.registration.bytesPerSecond,
+        );
+      const chosen = candidates[0]?.n;
+      if (!chosen) throw new MediaNodeUnavailableError(`no live media node reaches network ${network} with room`);
+      chosen.pending += 1;
+      try {
+        await chosen.client.startForward(channelId, sourceUrl, fence);
+      } finally {
+        chosen.pending -= 1;
+      }
+      const nodeId = chosen.registration.id;
+      chosen.placed += 1;
+      await redis.hSet(keys.placements, channelId, JSON.stringify({ nodeId, fence } satisfies Placement));
+      return { nodeId };
+    },
+    async stopForward(channelId, fence) {
+      const placement = await placementOf(channelId);
+      if (!placement || placement.fence !== fence) return;
+      await redis.hDel(keys.placements, channelId);
+      const node = known.get(placement.nodeId);
+      if (!node) return;
+      node.placed = Math.max(0, node.placed - 1);
+      await node.client.stopForward(channelId, fence);
+    },
+    async disconnectSession(sessionId, channelId) {
+      const placement = await placementOf(channelId);
+      const node = placement ? known.get(placement.nodeId) : undefined;
+      if (node) await node.client.endSession(sessionId, channelId);
+    },
+    async playUrls(input): Promise<PlayUrls> {
+      const placement = await placementOf(input.channelId);
+      if (!placement) throw new MediaNodeUnavailableError(`channel ${input.channelId} is not placed on a media node`);
+      const node = nodeOf(placement.nodeId);
+      return buildPlayUrls(node.registration.baseUrl, options.playSecret, { ...input, nodeId: placement.nodeId });
+    },
+    onForwardFailed(listener) {
+      listeners.push(listener);
+    },
+    async nodes(): Promise<MediaNodeLoad[]> {
+      return [...known.values()].map(({ registration: r }) => ({
+        id: r.id,
+        baseUrl: r.baseUrl,
+        networks: r.networks,
+        maxForwards: r.maxForwards,
+        forwards: r.forwards,
+        players: r.players,
+        bytesPerSecond: r.bytesPerSecond,
+        alive: true,
+      }));
+    },
+    async ready() {
+      return known.size > 0;
+    },
+    async close() {
+      clearInterval(poller);
+    },
+  };
+}

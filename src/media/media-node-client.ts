@@ -1,0 +1,93 @@
+/**
+ * The broker's side of a media node's control API (control-api.ts), shared by the embedded and the
+ * nodes adapters. Maps the node's answers onto the MediaControl port's errors.
+ */
+import { SourceUnavailableError } from '../core/ports.js';
+import type { MediaNodeLoad } from './media-node.js';
+
+/** The node could not be reached or answered unexpectedly: no media within time, as far as a caller goes. */
+export class MediaNodeUnavailableError extends SourceUnavailableError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MediaNodeUnavailableError';
+  }
+}
+
+export interface MediaNodeClientOptions {
+  controlUrl: string;
+  controlSecret: string;
+  /** The node's own source timeout; a start request waits a little longer than that. */
+  sourceTimeoutMs: number;
+  requestTimeoutMs?: number;
+}
+
+const START_SLACK_MS = 5000;
+
+export class MediaNodeClient {
+  constructor(private readonly options: MediaNodeClientOptions) {}
+
+  get controlUrl(): string {
+    return this.options.controlUrl;
+  }
+
+  async startForward(channelId: string, sourceUrl: string, fence: number): Promise<void> {
+    const res = await this.#call('POST', '/forwards', { channelId, sourceUrl, fence }, this.options.sourceTimeoutMs + START_SLACK_MS);
+    if (res.status === 200) return;
+    if (res.status === 504) throw new SourceUnavailableError(`no media from the source of ${channelId} in time`);
+    throw new MediaNodeUnavailableError(`media node refused forward ${channelId}#${fence}: ${res.status} ${res.code}`);
+  }
+
+  /** A 409 means a newer fence owns the channel now: nothing of ours is left to stop. */
+  async stopForward(channelId: string, fence: number): Promise<void> {
+    const res = await this.#call('DELETE', `/forwards/${encodeURIComponent(channelId)}?fence=${fence}`);
+    if (res.status !== 200 && res.status !== 409) throw new MediaNodeUnavailableError(`stop forward: ${res.status}`);
+  }
+
+  /** Marks the session ended on the node (its tokens stop working) and cuts its players. */
+  async endSession(sessionId: string, channelId: string): Promise<void> {
+    const res = await this.#call('POST', `/sessions/${encodeURIComponent(sessionId)}/end`, { channelId });
+    if (res.status !== 200) throw new MediaNodeUnavailableError(`end session: ${res.status}`);
+  }
+
+  async load(): Promise<MediaNodeLoad> {
+    const res = await this.#call('GET', '/load');
+    if (res.status !== 200) throw new MediaNodeUnavailableError(`load: ${res.status}`);
+    return res.body as MediaNodeLoad;
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      return (await this.#call('GET', '/healthz', undefined, 1000)).status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  async #call(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = this.options.requestTimeoutMs ?? 3000,
+  ): Promise<{ status: number; code: string; body: unknown }> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.options.controlUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.options.controlSecret}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw new MediaNodeUnavailableError(`media node ${this.options.controlUrl} unreachable: ${(error as Error).message}`);
+    }
+    const text = await res.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = null;
+    }
+    const code = (parsed as { error?: string } | null)?.error ?? '';
+    return { status: res.status, code, body: parsed };
+  }
+}

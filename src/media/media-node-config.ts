@@ -1,0 +1,84 @@
+/**
+ * Media node configuration from the environment (see media-node-main.ts). A bad or missing value throws
+ * a MediaNodeConfigError naming the variable.
+ */
+import { NETWORKS, type Network } from '../core/model.js';
+
+export interface MediaNodeEnvConfig {
+  nodeId: string;
+  host: string;
+  rtmpPort: number;
+  httpPort: number;
+  controlHost: string;
+  controlPort: number;
+  controlSecret: string;
+  playSecret: string;
+  sourceTimeoutMs: number;
+  /** BROKER_MEDIA=nodes: register in this Redis (MEDIA_REDIS_URL); absent → no registration. */
+  redisUrl?: string;
+  redisPrefix: string;
+  /** Networks whose cameras this node reaches (MEDIA_NETWORKS, comma-separated). */
+  networks: Network[];
+  maxForwards: number;
+  /** Base of play URLs as clients reach this node (MEDIA_PUBLIC_URL). */
+  publicUrl: string;
+  /** Control URL as brokers reach this node (MEDIA_CONTROL_URL). */
+  controlUrl: string;
+}
+
+export class MediaNodeConfigError extends Error {
+  constructor(variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+    this.name = 'MediaNodeConfigError';
+  }
+}
+
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 65535) throw new MediaNodeConfigError(name, 'must be a port 1..65535');
+  return value;
+}
+
+function secret(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new MediaNodeConfigError(name, 'is required');
+  if (value.length < 16) throw new MediaNodeConfigError(name, 'must be at least 16 characters');
+  return value;
+}
+
+export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConfig {
+  const timeout = env.MEDIA_SOURCE_TIMEOUT_MS ? Number(env.MEDIA_SOURCE_TIMEOUT_MS) : 8000;
+  if (!Number.isInteger(timeout) || timeout < 100 || timeout > 120_000) {
+    throw new MediaNodeConfigError('MEDIA_SOURCE_TIMEOUT_MS', 'must be an integer 100..120000');
+  }
+  const nodeId = env.MEDIA_NODE_ID || 'media-1';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(nodeId)) throw new MediaNodeConfigError('MEDIA_NODE_ID', 'must match [A-Za-z0-9_.-]{1,64}');
+  const networks = (env.MEDIA_NETWORKS || NETWORKS.join(',')).split(',').map((n) => n.trim());
+  const unknownNetwork = networks.find((n) => !(NETWORKS as readonly string[]).includes(n));
+  if (unknownNetwork !== undefined) throw new MediaNodeConfigError('MEDIA_NETWORKS', `unknown network "${unknownNetwork}"`);
+  const maxForwards = env.MEDIA_MAX_FORWARDS ? Number(env.MEDIA_MAX_FORWARDS) : 500;
+  if (!Number.isInteger(maxForwards) || maxForwards < 1) throw new MediaNodeConfigError('MEDIA_MAX_FORWARDS', 'must be a positive integer');
+  const host = env.MEDIA_HOST || '127.0.0.1';
+  const httpPort = port(env, 'MEDIA_HTTP_PORT', 8000);
+  const controlHost = env.MEDIA_CONTROL_HOST || '127.0.0.1';
+  const controlPort = port(env, 'MEDIA_CONTROL_PORT', 8100);
+  return {
+    nodeId,
+    host,
+    rtmpPort: port(env, 'MEDIA_RTMP_PORT', 1935),
+    httpPort,
+    controlHost,
+    controlPort,
+    controlSecret: secret(env, 'MEDIA_CONTROL_SECRET'),
+    playSecret: secret(env, 'MEDIA_PLAY_SECRET'),
+    sourceTimeoutMs: timeout,
+    redisUrl: env.MEDIA_REDIS_URL || undefined,
+    redisPrefix: env.MEDIA_REDIS_PREFIX ?? 'sharp-eyes:',
+    networks: networks as Network[],
+    maxForwards,
+    publicUrl: env.MEDIA_PUBLIC_URL || `http://${host}:${httpPort}`,
+    controlUrl: env.MEDIA_CONTROL_URL || `http://${controlHost}:${controlPort}`,
+  };
+}

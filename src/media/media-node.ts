@@ -1,0 +1,196 @@
+/**
+ * A media node: one node-media-server 4.x instance (it keeps global state, so one per process) that
+ * takes RTMP from the relays it starts and serves HTTP-FLV / WebSocket-FLV to players holding a play
+ * token. The broker drives it over the control API (control-api.ts).
+ *
+ * NMS defaults that are unsafe here are turned off: bind 0.0.0.0 (we bind the configured host), the web
+ * admin and its JWT API with default secrets (not configured → not mounted), NMS's md5 URL signing (our
+ * own HMAC tokens instead), auto-recording, and its store's SIGINT/SIGTERM handlers (which exit the
+ * process under the owner's feet).
+ * @see node_modules/node-media-server/src/index.js, src/server/http_server.js, src/store/lightweight_store.js
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import NodeMediaServer, { type NmsSession } from 'node-media-server';
+import type { Logger } from 'pino';
+import { ForwardSet, type ForwardFailure, type ForwardSummary } from './forwards.js';
+import { assertPortFree } from './net-ports.js';
+import { routeNmsLogs } from './nms-logging.js';
+import { cutPlayer, isLoopback, refuseSession } from './nms-sessions.js';
+import { PLAYBACK_APP, PlayerGate } from './player-gate.js';
+
+export interface MediaNodeOptions {
+  nodeId: string;
+  /** Address of the playback (HTTP-FLV/WS-FLV) and RTMP listeners. */
+  host: string;
+  rtmpPort: number;
+  httpPort: number;
+  /** Shared with the broker: it signs play tokens, the node verifies them. */
+  playSecret: string;
+  sourceTimeoutMs: number;
+  maxRelayRetries?: number;
+  relayRetryBaseMs?: number;
+  /** Lowest level of node-media-server's own messages passed on to the logger. */
+  nmsLogLevel?: 'debug' | 'info' | 'warn' | 'error';
+  logger: Logger;
+}
+
+export interface MediaNodeLoad {
+  id: string;
+  forwards: number;
+  players: number;
+  /** Media bytes in and out of this node per second, over the last second. */
+  bytesPerSecond: number;
+  forwardsList: ForwardSummary[];
+  /** Forwards that failed after they went live (most recent last), for the broker to end their sessions. */
+  failed: ForwardFailure[];
+}
+
+const nmsRequire = createRequire(import.meta.url);
+/** NMS internals with no public accessor: its process-wide traffic counters. */
+const nmsContext = nmsRequire('node-media-server/src/core/context.js') as {
+  networkStats: { inBytes: number; outBytes: number };
+};
+
+let nmsInstanceCreated = false;
+
+export class MediaNode {
+  readonly #forwards: ForwardSet;
+  readonly #players: PlayerGate;
+  readonly #log: Logger;
+  #nms: NodeMediaServer | null = null;
+  #storeDir: string | null = null;
+  #bytesPerSecond = 0;
+  #lastTraffic = 0;
+  #sampler: NodeJS.Timeout | null = null;
+  /** NMS emits postPublish even for a publish refused in prePublish; those must not count. */
+  readonly #refusedPublishers = new WeakSet<NmsSession>();
+
+  constructor(private readonly options: MediaNodeOptions) {
+    this.#log = options.logger;
+    this.#forwards = new ForwardSet({
+      rtmpPort: options.rtmpPort,
+      sourceTimeoutMs: options.sourceTimeoutMs,
+      maxRetries: options.maxRelayRetries ?? 3,
+      retryBaseMs: options.relayRetryBaseMs ?? 500,
+      stableMs: 10_000,
+      onEnded: (channelId) => {
+        for (const player of this.#players.connectionsOnChannel(channelId)) cutPlayer(player);
+      },
+      log: (message, fields) => this.#log.warn(fields, message),
+    });
+    this.#players = new PlayerGate({
+      playSecret: options.playSecret,
+      fenceOf: (channelId) => this.#forwards.fenceOf(channelId),
+    });
+  }
+
+  get id(): string {
+    return this.options.nodeId;
+  }
+
+  async start(): Promise<void> {
+    if (nmsInstanceCreated) throw new Error('node-media-server keeps global state: one media node per process');
+    const { host, rtmpPort, httpPort } = this.options;
+    await assertPortFree(host, rtmpPort);
+    await assertPortFree(host, httpPort);
+    nmsInstanceCreated = true;
+    // NMS persists relay tasks and stream history in a store; ours is throwaway, never ./data.
+    this.#storeDir = await mkdtemp(join(tmpdir(), `media-node-${this.options.nodeId}-`));
+    routeNmsLogs(this.#log, this.options.nmsLogLevel ?? 'warn');
+    const nms = new NodeMediaServer({
+      bind: host,
+      rtmp: { port: rtmpPort },
+      http: { port: httpPort },
+      webadmin: { enable: false },
+      store: { path: this.#storeDir, maxHistory: 100 },
+      auth: { play: false, publish: false, secret: '' },
+    });
+    nms.store.options.signals = false;
+    nms.on('prePublish', this.#onPrePublish);
+    nms.on('postPublish', this.#onPostPublish);
+    nms.on('prePlay', this.#onPrePlay);
+    nms.on('donePlay', (session) => this.#players.released(session));
+    this.#nms = nms;
+    await nms.run();
+    this.#lastTraffic = this.#traffic();
+    this.#sampler = setInterval(() => {
+      const traffic = this.#traffic();
+      this.#bytesPerSecond = traffic - this.#lastTraffic;
+      this.#lastTraffic = traffic;
+    }, 1000);
+    this.#sampler.unref();
+    this.#log.info({ nodeId: this.options.nodeId, host, rtmpPort, httpPort }, 'media node started');
+  }
+
+  startForward(channelId: string, sourceUrl: string, fence: number): Promise<void> {
+    return this.#forwards.start(channelId, sourceUrl, fence);
+  }
+
+  stopForward(channelId: string, fence: number): 'stopped' | 'absent' {
+    return this.#forwards.stop(channelId, fence);
+  }
+
+  /** Cut the session's players; its token still opens a new play (use endSession to stop that too). */
+  disconnectSession(sessionId: string, channelId?: string): number {
+    const players = this.#players.connectionsOf(sessionId, channelId);
+    for (const player of players) cutPlayer(player);
+    return players.length;
+  }
+
+  endSession(sessionId: string): number {
+    this.#players.markEnded(sessionId);
+    return this.disconnectSession(sessionId);
+  }
+
+  load(): MediaNodeLoad {
+    const forwardsList = this.#forwards.list();
+    return {
+      id: this.options.nodeId,
+      forwards: forwardsList.length,
+      players: this.#players.playerCount,
+      bytesPerSecond: this.#bytesPerSecond,
+      forwardsList,
+      failed: this.#forwards.failures(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#sampler) clearInterval(this.#sampler);
+    await this.#forwards.stopAll();
+    await this.#nms?.stop();
+    if (this.#storeDir) await rm(this.#storeDir, { recursive: true, force: true });
+    this.#log.info({ nodeId: this.options.nodeId }, 'media node stopped');
+  }
+
+  #traffic(): number {
+    return nmsContext.networkStats.inBytes + nmsContext.networkStats.outBytes;
+  }
+
+  /** Only a relay this node started, from loopback, with the forward's publish secret, may publish. */
+  #onPrePublish = (session: NmsSession): void => {
+    const allowed =
+      session.protocol === 'rtmp' &&
+      isLoopback(session.ip) &&
+      session.streamApp === PLAYBACK_APP &&
+      this.#forwards.authorizePublish(session.streamName, session.streamQuery.secret);
+    if (allowed) return;
+    this.#log.warn({ ip: session.ip, path: session.streamPath, protocol: session.protocol }, 'publish refused');
+    this.#refusedPublishers.add(session);
+    refuseSession(session, 403);
+  };
+
+  #onPostPublish = (session: NmsSession): void => {
+    if (this.#refusedPublishers.has(session)) return;
+    this.#forwards.publisherStarted(session.streamName, session);
+  };
+
+  #onPrePlay = (session: NmsSession): void => {
+    const verdict = this.#players.admit(session);
+    if (verdict.ok) return;
+    this.#log.info({ ip: session.ip, path: session.streamPath, reason: verdict.reason }, 'play refused');
+    refuseSession(session, verdict.reason === 'no-token' ? 401 : 403);
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * What the broker knows about one media node: the forwards it asked it to run, and the node's last
+ * reported load. Polling GET /load turns the node's `failed` list into onForwardFailed calls, once each
+ * (the node numbers its failures; a restarted node starts again at 1). A node that is lost takes all
+ * its forwards with it.
+ */
+import type { Logger } from 'pino';
+import type { MediaNodeClient } from './media-node-client.js';
+import type { MediaNodeLoad } from './media-node.js';
+
+export type ForwardFailedListener = (channelId: string, fence: number) => void;
+
+export class NodeWatch {
+  readonly #active = new Map<string, number>();
+  #lastFailureSeq = 0;
+  #lastLoad: MediaNodeLoad | null = null;
+  #alive = false;
+
+  constructor(
+    readonly client: MediaNodeClient,
+    private readonly reportFailed: ForwardFailedListener,
+    private readonly log: Logger,
+  ) {}
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  get lastLoad(): MediaNodeLoad | null {
+    return this.#lastLoad;
+  }
+
+  /** Forwards placed here, as the broker counts them (the node's own count may lag by a poll). */
+  get forwardCount(): number {
+    return this.#active.size;
+  }
+
+  forwardStarted(channelId: string, fence: number): void {
+    this.#active.set(channelId, fence);
+  }
+
+  forwardStopped(channelId: string, fence: number): void {
+    if (this.#active.get(channelId) === fence) this.#active.delete(channelId);
+  }
+
+  hasForward(channelId: string, fence: number): boolean {
+    return this.#active.get(channelId) === fence;
+  }
+
+  async poll(): Promise<void> {
+    let load: MediaNodeLoad;
+    try {
+      load = await this.client.load();
+    } catch {
+      this.#alive = false;
+      return;
+    }
+    this.#alive = true;
+    this.#lastLoad = load;
+    for (const failure of load.failed) {
+      if (failure.seq <= this.#lastFailureSeq) continue;
+      this.#lastFailureSeq = failure.seq;
+      this.#fail(failure.channelId, failure.fence, failure.reason);
+    }
+  }
+
+  /** The node process is gone (or replaced): every forward on it failed; a new process counts afresh. */
+  nodeLost(): void {
+    this.#alive = false;
+    this.#lastLoad = null;
+    this.#lastFailureSeq = 0;
+    for (const [channelId, fence] of [...this.#active]) this.#fail(channelId, fence, 'node-lost');
+  }
+
+  #fail(channelId: string, fence: number, reason: string): void {
+    if (this.#active.get(channelId) !== fence) return;
+    this.#active.delete(channelId);
+    this.log.warn({ channelId, fence, reason, node: this.client.controlUrl }, 'forward failed');
+    this.reportFailed(channelId, fence);
+  }
+}

@@ -1,0 +1,89 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { SourceUnavailableError } from '../../src/core/ports.js';
+import { createEmbeddedMediaControl } from '../../src/media/media-control-embedded.js';
+import { findFreePort } from '../../src/media/net-ports.js';
+import { startSimulator } from '../../src/media/simulator.js';
+import { playHttpFlv, playWsFlv } from './helpers.js';
+
+const CHANNEL = '44010600001320000011';
+
+const simulator = await startSimulator({ cameras: 1, rtmpPort: await findFreePort() });
+t.teardown(() => simulator.stop());
+
+const playSecret = randomBytes(24).toString('hex');
+const media = await createEmbeddedMediaControl({
+  rtmpPort: await findFreePort(),
+  httpPort: await findFreePort(),
+  sourceTimeoutMs: 5000,
+  playSecret,
+  maxForwards: 10,
+  logger: pino({ level: 'silent' }),
+  restartDelaysMs: [200],
+});
+t.teardown(() => media.close());
+
+const failures: Array<[string, number]> = [];
+media.onForwardFailed((channelId, fence) => failures.push([channelId, fence]));
+
+const grant = (sessionId: string, fence: number) => ({ sessionId, channelId: CHANNEL, fence, expiresAt: Date.now() + 60_000 });
+
+async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+t.test('the embedded node is ready and reports itself', async (t) => {
+  t.equal(await media.ready(), true);
+  const [node] = await media.nodes();
+  t.match(node, { id: 'embedded', maxForwards: 10, alive: true });
+});
+
+t.test('startForward resolves once media flows; play URLs play over HTTP-FLV and WS-FLV', async (t) => {
+  const started = Date.now();
+  t.same(await media.startForward({ channelId: CHANNEL, network: 'video', sourceUrl: simulator.urls[0], fence: 1 }), {
+    nodeId: 'embedded',
+  });
+  const urls = await media.playUrls(grant('s-1', 1));
+  t.match(urls.flv, new RegExp(`^http://127\\.0\\.0\\.1:\\d+/live/${CHANNEL}\\.flv\\?token=`));
+  t.match(urls.wsFlv, /^ws:\/\//);
+  const http = await playHttpFlv(urls.flv);
+  t.equal((await http.firstBytes).toString('latin1'), 'FLV');
+  t.comment(`startForward → first FLV byte through the embedded node: ${Date.now() - started} ms`);
+  const ws = playWsFlv(urls.wsFlv);
+  t.equal((await ws.firstMessage).subarray(0, 3).toString('latin1'), 'FLV');
+
+  await media.disconnectSession('s-1', CHANNEL);
+  await http.closed;
+  await ws.closed;
+  const replay = await playHttpFlv(urls.flv);
+  t.equal(replay.status, 403, 'an ended session’s URL no longer plays');
+});
+
+t.test('an unreachable source rejects with SourceUnavailableError', async (t) => {
+  const closedPort = await findFreePort();
+  await t.rejects(
+    media.startForward({ channelId: '44010600001320000012', network: 'video', sourceUrl: `rtmp://127.0.0.1:${closedPort}/a/b`, fence: 1 }),
+    SourceUnavailableError,
+  );
+});
+
+t.test('a media node that dies is restarted and its forwards are reported failed', async (t) => {
+  const pid = media.nodePid();
+  t.ok(pid);
+  process.kill(pid!, 'SIGKILL');
+  await until(() => failures.length > 0, 'the failure report');
+  t.same(failures, [[CHANNEL, 1]]);
+  await until(async () => media.nodePid() !== pid && (await media.ready()), 'the restarted node');
+
+  await media.startForward({ channelId: CHANNEL, network: 'video', sourceUrl: simulator.urls[0], fence: 2 });
+  const http = await playHttpFlv((await media.playUrls(grant('s-2', 2))).flv);
+  t.equal((await http.firstBytes).toString('latin1'), 'FLV', 'the restarted node relays again');
+  http.destroy();
+  await media.stopForward(CHANNEL, 2);
+  t.same(failures, [[CHANNEL, 1]], 'a stopped forward is not a failure');
+});

@@ -1,0 +1,89 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { createClient } from 'redis';
+import { SourceUnavailableError } from '../../src/core/ports.js';
+import { createNodesMediaControl } from '../../src/media/media-control-nodes.js';
+import { findFreePort } from '../../src/media/net-ports.js';
+import { registryKeys } from '../../src/media/node-registry.js';
+import { startSimulator } from '../../src/media/simulator.js';
+import { playHttpFlv, startMediaNodeProcess } from './helpers.js';
+
+const prefix = `test-media-${randomBytes(6).toString('hex')}:`;
+const redis = createClient({ url: 'redis://127.0.0.1:6379' });
+await redis.connect();
+t.teardown(async () => {
+  const keys = registryKeys(prefix);
+  const ids = await redis.sMembers(keys.nodes);
+  await redis.del([keys.nodes, keys.placements, ...ids.map((id) => keys.node(id)), keys.node('node-a'), keys.node('node-b')]);
+  await redis.quit();
+});
+
+const controlSecret = randomBytes(24).toString('hex');
+const playSecret = randomBytes(24).toString('hex');
+const registryEnv = (networks: string) => ({
+  MEDIA_REDIS_URL: 'redis://127.0.0.1:6379',
+  MEDIA_REDIS_PREFIX: prefix,
+  MEDIA_NETWORKS: networks,
+  MEDIA_MAX_FORWARDS: '10',
+});
+const [simulator, nodeA, nodeB] = await Promise.all([
+  startSimulator({ cameras: 2, rtmpPort: await findFreePort() }),
+  startMediaNodeProcess(t, { nodeId: 'node-a', controlSecret, playSecret, env: registryEnv('video,police') }),
+  startMediaNodeProcess(t, { nodeId: 'node-b', controlSecret, playSecret, env: registryEnv('police') }),
+]);
+t.teardown(() => simulator.stop());
+
+const media = await createNodesMediaControl({
+  redis,
+  prefix,
+  controlSecret,
+  playSecret,
+  sourceTimeoutMs: 5000,
+  logger: pino({ level: 'silent' }),
+});
+t.teardown(() => media.close());
+const failures: Array<[string, number]> = [];
+media.onForwardFailed((channelId, fence) => failures.push([channelId, fence]));
+
+const VIDEO_CHANNEL = '44010600001320000021';
+const POLICE_CHANNEL = '44010600001320500022';
+
+t.test('registered nodes are listed with their networks', async (t) => {
+  const nodes = await media.nodes();
+  t.same(nodes.map((n) => [n.id, n.networks]).sort(), [
+    ['node-a', ['video', 'police']],
+    ['node-b', ['police']],
+  ]);
+  t.equal(await media.ready(), true);
+});
+
+t.test('a forward goes to a live node that reaches its network, then the least loaded one', async (t) => {
+  const video = await media.startForward({ channelId: VIDEO_CHANNEL, network: 'video', sourceUrl: simulator.urls[0], fence: 1 });
+  t.same(video, { nodeId: 'node-a' }, 'only node-a reaches the video network');
+  const police = await media.startForward({ channelId: POLICE_CHANNEL, network: 'police', sourceUrl: simulator.urls[1], fence: 1 });
+  t.same(police, { nodeId: 'node-b' }, 'node-b carries no forward yet');
+
+  const urls = await media.playUrls({ sessionId: 's-1', channelId: VIDEO_CHANNEL, fence: 1, expiresAt: Date.now() + 60_000 });
+  t.ok(urls.flv.startsWith(nodeA.playBaseUrl), 'play URL points at the node holding the forward');
+  const player = await playHttpFlv(urls.flv);
+  t.equal((await player.firstBytes).toString('latin1'), 'FLV');
+  player.destroy();
+});
+
+t.test('no node reaches the network → SourceUnavailableError', async (t) => {
+  const outcome = await media
+    .startForward({ channelId: '44010600001320800023', network: 'interconnect', sourceUrl: simulator.urls[0], fence: 1 })
+    .catch((error: unknown) => error);
+  t.ok(outcome instanceof SourceUnavailableError, 'rejected with a SourceUnavailableError (the broker answers 504)');
+});
+
+t.test('a node that dies has its forwards reported failed', async (t) => {
+  nodeB.child.kill('SIGKILL');
+  const deadline = Date.now() + 20_000;
+  while (failures.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  t.same(failures, [[POLICE_CHANNEL, 1]]);
+  t.same((await media.nodes()).map((n) => n.id), ['node-a']);
+  await media.stopForward(VIDEO_CHANNEL, 1);
+  t.same(failures, [[POLICE_CHANNEL, 1]], 'a stopped forward is not a failure');
+});
