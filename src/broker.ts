@@ -22,6 +22,10 @@ import { documentPolicyPersistence } from './authz/policy-persistence.js';
 import { MemoryDocumentStore } from './store/memory/document-store.js';
 import { MemoryAuditStore } from './store/memory/audit-store.js';
 import { MemorySlotStore } from './store/memory/slot-store.js';
+import { connectRedis, redisCall } from './store/redis/client.js';
+import { RedisDocumentStore } from './store/redis/document-store.js';
+import { RedisAuditStore } from './store/redis/audit-store.js';
+import { RedisSlotStore } from './store/redis/slot-store.js';
 import { createMedia } from './media/create-media.js';
 
 export interface Secrets {
@@ -93,6 +97,37 @@ async function openMemoryStores(config: Config, logger: Logger, overrides: Broke
   };
 }
 
+/**
+ * Everything in Redis, so any number of brokers behind a load balancer are one broker. Every call
+ * is bounded (redisCall): Redis gone → 503 within the deadline, never a hang or an unchecked grant.
+ */
+async function openRedisStores(config: Config, logger: Logger): Promise<StoreAdapters> {
+  const client = await connectRedis({ url: config.redisUrl, name: 'sharp-eyes-broker', onError: (err) => logger.warn({ err }, 'redis connection error') });
+  const prefix = config.redisPrefix;
+  const documents = await RedisDocumentStore.open(client, { prefix, onError: (err) => logger.warn({ err }, 'redis subscriber error') });
+  const auditStore = new RedisAuditStore(client, { prefix });
+  const slots = new RedisSlotStore({
+    client: {
+      scriptLoad: (source) => redisCall(client, () => client.scriptLoad(source)),
+      evalSha: (sha, options) => redisCall(client, () => client.evalSha(sha, options)),
+    },
+    prefix,
+    forwardingLimit: config.forwardingSlots,
+    analyticsLimit: config.analyticsSlots,
+    idleCloseMs: config.idleCloseSeconds * 1000,
+  });
+  return {
+    documents,
+    auditStore,
+    slots,
+    ready: async () => (await redisCall(client, () => client.ping())) === 'PONG',
+    close: async () => {
+      await documents.close();
+      await client.close();
+    },
+  };
+}
+
 /** Secrets are generated once and kept in the store, so every broker process of a city shares them. */
 async function loadSecrets(store: DocumentStore, config: Config): Promise<Secrets> {
   const fresh = (): Secrets => ({
@@ -110,7 +145,7 @@ async function loadSecrets(store: DocumentStore, config: Config): Promise<Secret
 }
 
 export async function createBroker(config: Config, logger: Logger, overrides: BrokerOverrides = {}): Promise<Broker> {
-  const stores = await openMemoryStores(config, logger, overrides);
+  const stores = config.store === 'redis' ? await openRedisStores(config, logger) : await openMemoryStores(config, logger, overrides);
   const { documents: store, auditStore, slots } = stores;
   const secrets = await loadSecrets(store, config);
 
@@ -134,6 +169,10 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     tokenTtlSeconds: config.tokenTtlSeconds,
   });
   const catalog = await CatalogService.open(store, access, audit);
+  // Another broker changed agency grants: re-read them (the Redis store tells us; memory never does).
+  store.onRemoteChange(({ collection }) => {
+    if (collection === 'policy') access.reload().catch((err: unknown) => logger.error({ err }, 'policy reload failed'));
+  });
   const events = new LocalEventBus();
   const media = overrides.media ?? (await createMedia(config, secrets, logger));
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
+import { createClient } from 'redis';
 import { loadConfig, type Config } from '../src/config.js';
 import { createBroker, type Broker, type BrokerOverrides } from '../src/broker.js';
 import { buildApp, type BrokerApp } from '../src/app.js';
@@ -28,6 +29,22 @@ export interface TestBroker {
 
 export const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 
+/** Both stores behind the port: tests that must hold for each run once per store. */
+export const STORES = [{ BROKER_STORE: 'memory' }, { BROKER_STORE: 'redis' }] as const;
+
+/** Removes every key a test wrote under its prefix on the shared Redis. */
+export async function deleteRedisPrefix(prefix: string, url = 'redis://127.0.0.1:6379'): Promise<void> {
+  const client = createClient({ url });
+  await client.connect();
+  try {
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) {
+      if (keys.length > 0) await client.del(keys);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
 export async function makeTempDir(t: Test, prefix = 'se-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -39,9 +56,14 @@ export async function buildTestBroker(
   options: { env?: Record<string, string>; config?: Partial<Config>; overrides?: BrokerOverrides; dataDir?: string; start?: boolean } = {},
 ): Promise<TestBroker> {
   const dataDir = options.dataDir ?? (await makeTempDir(t));
+  const env = { ...options.env };
+  if (env.BROKER_STORE === 'redis' && !env.BROKER_REDIS_PREFIX) {
+    env.BROKER_REDIS_PREFIX = `t${randomBytes(6).toString('hex')}`;
+    t.teardown(() => deleteRedisPrefix(env.BROKER_REDIS_PREFIX!));
+  }
   const adminPassword = randomBytes(12).toString('base64url');
   const config = loadConfig(
-    { BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', ...options.env },
+    { BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', ...env },
     { adminPassword, logLevel: 'silent', ...options.config },
   );
   const logger = pino({ level: config.logLevel });
@@ -92,4 +114,14 @@ export async function buildTestBroker(
   };
 
   return { app, broker, config, dataDir, adminPassword, adminToken, login, agency };
+}
+
+/** Polls `check` until it holds; fails the test (never hangs) when the deadline passes. */
+export async function until(t: Test, what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.fail(`timed out waiting for: ${what}`);
 }

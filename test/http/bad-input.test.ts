@@ -2,6 +2,7 @@
  * Bad input gets a clear 4xx with an error code — never a 5xx, a hang or a stack trace.
  */
 import t from 'tap';
+import type { InjectOptions } from 'fastify';
 import { auth, buildTestBroker } from '../helper.js';
 
 t.test('bad input answers 4xx with the error shape of API.md', async (t) => {
@@ -9,7 +10,7 @@ t.test('bad input answers 4xx with the error shape of API.md', async (t) => {
   const h = { ...auth(adminToken), 'content-type': 'application/json' };
   const agency = { id: 'weather', name: '气象局', networks: ['gov'], classes: [2, 3], quotas: { forwarding: 10, analytics: 5 } };
 
-  const cases: Array<{ name: string; req: Parameters<typeof app.inject>[0]; status: number; code: string }> = [
+  const cases: Array<{ name: string; req: InjectOptions; status: number; code: string }> = [
     { name: 'malformed JSON', req: { method: 'POST', url: '/api/v1/agencies', headers: h, payload: '{"id": "x",' }, status: 400, code: 'BAD_REQUEST' },
     { name: 'empty JSON body', req: { method: 'POST', url: '/api/v1/agencies', headers: h, payload: '' }, status: 400, code: 'BAD_REQUEST' },
     { name: 'unknown field', req: { method: 'POST', url: '/api/v1/agencies', headers: h, payload: { ...agency, color: 'red' } }, status: 400, code: 'BAD_REQUEST' },

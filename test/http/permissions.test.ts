@@ -4,6 +4,7 @@
  * changes; 403 is for actions a role may never take.
  */
 import t from 'tap';
+import type { InjectOptions } from 'fastify';
 import { auth, buildTestBroker } from '../helper.js';
 import { makeChannel, mixedCatalog } from '../fixtures.js';
 
@@ -32,7 +33,7 @@ t.test('role × agency × action truth table', async (t) => {
   const newUser = () => ({ username: `u${Math.random().toString(36).slice(2, 10)}`, password: 'a-long-password', role: 'operator' });
   const newAgency = () => ({ id: `x${Math.random().toString(36).slice(2, 10)}`, name: 'n', networks: ['gov'], classes: [2], quotas: { forwarding: 1, analytics: 1 } });
 
-  const rows: Array<{ action: string; req: () => Parameters<typeof app.inject>[0]; expect: Record<Who, number> }> = [
+  const rows: Array<{ action: string; req: () => InjectOptions; expect: Record<Who, number> }> = [
     { action: 'read own agency', req: () => ({ url: '/api/v1/agencies/agency-a' }), expect: { platform: 200, admin: 200, operator: 200, service: 403 } },
     { action: 'read other agency', req: () => ({ url: '/api/v1/agencies/agency-b' }), expect: { platform: 200, admin: 404, operator: 404, service: 403 } },
     { action: 'create agency', req: () => ({ method: 'POST', url: '/api/v1/agencies', payload: newAgency() }), expect: { platform: 201, admin: 403, operator: 403, service: 403 } },
