@@ -38,8 +38,8 @@ export interface ImportSummary {
 
 /** Rejections listed in one import answer; beyond it only the count grows (the answer stays small). */
 const MAX_REJECTIONS_LISTED = 1000;
-/** Channels written to the store per batch while importing. */
-const IMPORT_BATCH = 5000;
+/** Channels written to the store per call. */
+const STORE_BATCH = 5000;
 
 export class CatalogService {
   constructor(
@@ -114,34 +114,29 @@ export class CatalogService {
     return checked.channel;
   }
 
-  /** Streams parsed lines into the catalog in batches; bad lines are reported one by one, good ones land. */
+  /**
+   * Parses the streamed body line by line; bad lines are reported one by one, good ones land — but
+   * only once the whole body parsed, so a body over the line limit (413) changes nothing.
+   */
   async import(principal: Principal, records: AsyncIterable<ImportRecord>, format: string): Promise<ImportSummary> {
     this.access.assert(principal, 'channel:write', {});
     const summary: ImportSummary = { created: 0, updated: 0, rejected: [] };
     let rejectedCount = 0;
-    let batch: Channel[] = [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const seen = new Set<string>();
-      for (const channel of batch) {
-        if (this.index.get(channel.id) || seen.has(channel.id)) summary.updated++;
-        else summary.created++;
-        seen.add(channel.id);
-      }
-      await this.store.putMany('channels', batch.map((doc) => ({ id: doc.id, doc })));
-      this.index.upsertMany(batch);
-      batch = [];
-    };
+    const accepted = new Map<string, Channel>();
     for await (const record of records) {
       if (record.error) {
         rejectedCount++;
         if (summary.rejected.length < MAX_REJECTIONS_LISTED) summary.rejected.push({ line: record.line, ...record.error });
       } else if (record.channel) {
-        batch.push(record.channel);
-        if (batch.length >= IMPORT_BATCH) await flush();
+        accepted.set(record.channel.id, record.channel);
       }
     }
-    await flush();
+    const channels = [...accepted.values()];
+    for (const channel of channels) {
+      if (this.index.get(channel.id)) summary.updated++;
+      else summary.created++;
+    }
+    await this.write(channels);
     await this.audit.record({
       actor: { id: principal.id, role: principal.role, agencyId: principal.agencyId },
       action: 'channel.import',
@@ -153,12 +148,16 @@ export class CatalogService {
   }
 
   /** Seeds the catalog (demo mode) without an audit entry per channel. */
-  async seed(channels: Channel[]): Promise<void> {
-    for (let i = 0; i < channels.length; i += IMPORT_BATCH) {
-      const slice = channels.slice(i, i + IMPORT_BATCH);
-      await this.store.putMany('channels', slice.map((doc) => ({ id: doc.id, doc })));
+  seed(channels: Channel[]): Promise<void> {
+    return this.write(channels);
+  }
+
+  /** Stores in batches (bounded write size), then indexes once: each index build covers the whole catalog. */
+  private async write(channels: Channel[]): Promise<void> {
+    for (let i = 0; i < channels.length; i += STORE_BATCH) {
+      await this.store.putMany('channels', channels.slice(i, i + STORE_BATCH).map((doc) => ({ id: doc.id, doc })));
     }
-    this.index.upsertMany(channels);
+    if (channels.length > 0) this.index.upsertMany(channels);
   }
 
   /** sourceUrl is for platform-admins only. */
