@@ -26,6 +26,7 @@ import { connectRedis, redisCall } from './store/redis/client.js';
 import { RedisDocumentStore } from './store/redis/document-store.js';
 import { RedisAuditStore } from './store/redis/audit-store.js';
 import { RedisSlotStore } from './store/redis/slot-store.js';
+import { RedisEventBus } from './store/redis/event-bus.js';
 import { createMedia } from './media/create-media.js';
 
 export interface Secrets {
@@ -71,6 +72,8 @@ interface StoreAdapters {
   documents: DocumentStore;
   auditStore: AuditStore;
   slots: SlotStore;
+  /** Live events: in-process for the embedded store, fanned out through Redis pub/sub otherwise. */
+  events: EventBus;
   ready(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -89,6 +92,7 @@ async function openMemoryStores(config: Config, logger: Logger, overrides: Broke
     documents,
     auditStore,
     slots,
+    events: new LocalEventBus(),
     ready: async () => true,
     close: async () => {
       await documents.close();
@@ -116,12 +120,15 @@ async function openRedisStores(config: Config, logger: Logger): Promise<StoreAda
     analyticsLimit: config.analyticsSlots,
     idleCloseMs: config.idleCloseSeconds * 1000,
   });
+  const events = await RedisEventBus.open(client, { prefix, onError: (err) => logger.warn({ err }, 'redis event bus error') });
   return {
     documents,
     auditStore,
     slots,
+    events,
     ready: async () => (await redisCall(client, () => client.ping())) === 'PONG',
     close: async () => {
+      await events.close();
       await documents.close();
       await client.close();
     },
@@ -173,7 +180,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
   store.onRemoteChange(({ collection }) => {
     if (collection === 'policy') access.reload().catch((err: unknown) => logger.error({ err }, 'policy reload failed'));
   });
-  const events = new LocalEventBus();
+  const events = stores.events;
   const media = overrides.media ?? (await createMedia(config, secrets, logger));
 
   let streams: StreamService | undefined;

@@ -1,0 +1,103 @@
+/**
+ * Monthly usage per agency, computed from the audit log alone: the log is the record of who used what
+ * (谁使用,谁负责), so the report needs no counters of its own and can be recomputed for any past month.
+ * @see ../shared/API.md "Reports"
+ */
+import type { AuditEntry } from './model.js';
+
+export interface AgencyUsage {
+  agencyId: string;
+  /** Stream sessions granted in the month. */
+  sessions: number;
+  /** Distinct channels among those sessions. */
+  distinctChannels: number;
+  /** Viewing time of the sessions that ended in the month, to 0.1 minute. */
+  viewingMinutes: number;
+  analyticsReservations: number;
+  /** Stream and analytics requests refused. */
+  denied: number;
+}
+
+export interface UsageReport {
+  month: string;
+  agencies: AgencyUsage[];
+}
+
+export const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+
+/** Audit actions that end a stream session (lease-effects.ts); each carries details.durationMs. */
+const STREAM_END_ACTIONS = new Set(['stream.release', 'stream.expire', 'stream.preempt', 'stream.revoke', 'stream.source-failed']);
+
+interface Tally {
+  sessions: number;
+  channels: Set<string>;
+  viewingMs: number;
+  analyticsReservations: number;
+  denied: number;
+}
+
+/**
+ * Entries are taken in log order. `at` never decreases along the chain, so the scan stops at the first
+ * entry past the month. The agency is the one the entry names in its details (the session's), else the actor's.
+ */
+export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<AuditEntry>, month: string): Promise<UsageReport> {
+  if (!MONTH.test(month)) throw new RangeError(`not a month (YYYY-MM): ${month}`);
+  const tallies = new Map<string, Tally>();
+  const tally = (agencyId: string) => {
+    let t = tallies.get(agencyId);
+    if (!t) tallies.set(agencyId, (t = { sessions: 0, channels: new Set(), viewingMs: 0, analyticsReservations: 0, denied: 0 }));
+    return t;
+  };
+
+  for await (const entry of entries) {
+    const entryMonth = entry.at.slice(0, 7);
+    if (entryMonth < month) continue;
+    if (entryMonth > month) break;
+    const detailAgency = entry.details?.agencyId;
+    const agencyId = typeof detailAgency === 'string' ? detailAgency : entry.actor.agencyId;
+    if (entry.action === 'stream.grant' && entry.outcome === 'ok') {
+      const t = tally(agencyId);
+      t.sessions++;
+      if (typeof entry.details?.channelId === 'string') t.channels.add(entry.details.channelId);
+    } else if (STREAM_END_ACTIONS.has(entry.action)) {
+      const durationMs = entry.details?.durationMs;
+      if (typeof durationMs === 'number' && durationMs > 0) tally(agencyId).viewingMs += durationMs;
+    } else if (entry.action === 'analytics.grant' && entry.outcome === 'ok') {
+      tally(agencyId).analyticsReservations++;
+    } else if (entry.action === 'stream.deny' || entry.action === 'analytics.deny') {
+      tally(agencyId).denied++;
+    }
+  }
+
+  const agencies = [...tallies.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([agencyId, t]) => ({
+      agencyId,
+      sessions: t.sessions,
+      distinctChannels: t.channels.size,
+      viewingMinutes: Math.round(t.viewingMs / 6000) / 10,
+      analyticsReservations: t.analyticsReservations,
+      denied: t.denied,
+    }));
+  return { month, agencies };
+}
+
+export const USAGE_CSV_HEADER = ['month', 'agencyId', 'sessions', 'distinctChannels', 'viewingMinutes', 'analyticsReservations', 'denied'] as const;
+
+/**
+ * One RFC 4180 field: quoted when it holds a comma, a double quote, CR or LF, with inner quotes doubled.
+ * @see https://www.rfc-editor.org/rfc/rfc4180#section-2
+ */
+export function csvField(value: string | number): string {
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** RFC 4180 text: header row, one row per agency, CRLF line ends (including the last). */
+export function usageReportCsv(report: UsageReport): string {
+  const rows = [
+    USAGE_CSV_HEADER as readonly (string | number)[],
+    ...report.agencies.map((a) => [report.month, a.agencyId, a.sessions, a.distinctChannels, a.viewingMinutes, a.analyticsReservations, a.denied]),
+  ];
+  return rows.map((row) => row.map(csvField).join(',') + '\r\n').join('');
+}
