@@ -23,6 +23,10 @@ import { channelRoutes } from './http/routes/channels.js';
 import { streamRoutes } from './http/routes/streams.js';
 import { auditRoutes } from './http/routes/audit.js';
 import { opsRoutes } from './http/routes/ops.js';
+import { consoleRoutes } from './http/routes/console.js';
+import metricsPlugin from './http/plugins/metrics.js';
+import { eventRoutes } from './http/routes/events.js';
+import { reportRoutes } from './http/routes/reports.js';
 import type { Broker } from './broker.js';
 
 export const API_PREFIX = '/api/v1';
@@ -78,6 +82,7 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
   await app.register(websocket, { options: { maxPayload: config.wsMaxPayloadBytes } });
   await app.register(errorsPlugin);
   await app.register(authPlugin, { authenticator: broker.accounts });
+  await app.register(metricsPlugin, { slots: broker.slots, media: broker.media, audit: broker.audit, apiPrefix: API_PREFIX });
 
   const readiness = { checks: { store: () => broker.storeReady(), media: () => broker.media.ready() } };
   await app.register(opsRoutes, readiness);
@@ -89,9 +94,13 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
       await api.register(channelRoutes, { catalog: broker.catalog, importBodyLimitBytes: config.importBodyLimitBytes });
       await api.register(streamRoutes, { streams: broker.streams, analytics: broker.analytics, media: broker.media });
       await api.register(auditRoutes, { audit: broker.audit, access: broker.access });
+      await api.register(eventRoutes, { events: broker.events, slots: broker.slots, config, authenticator: broker.accounts });
+      await api.register(reportRoutes, { audit: broker.audit, access: broker.access });
     },
     { prefix: API_PREFIX },
   );
+  // The operator console (web/) at `/`: public static files that use the API above.
+  await app.register(consoleRoutes);
   return app;
 }
 
