@@ -1,0 +1,83 @@
+/**
+ * Three broker processes on one Redis are one broker: exact limits across processes, leases that
+ * outlive the process that granted them, 503 while Redis is gone and recovery without restarts.
+ */
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { api, privateRedis, startBroker } from './helpers.js';
+import { makeChannel } from '../fixtures.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('three brokers on one Redis', async (t) => {
+  const redis = await privateRedis(t);
+  const adminPassword = randomBytes(12).toString('base64url');
+  const env = {
+    BROKER_STORE: 'redis',
+    BROKER_REDIS_URL: redis.url,
+    BROKER_FORWARDING_SLOTS: '100',
+    BROKER_LEASE_TTL_SECONDS: '4',
+    BROKER_IDLE_CLOSE_SECONDS: '0',
+    BROKER_ADMIN_PASSWORD: adminPassword,
+  };
+  // One after the other: the first bootstraps the admin, the others find it.
+  const brokers = [await startBroker(t, env), await startBroker(t, env), await startBroker(t, env)];
+  const [b1, b2, b3] = brokers as [typeof brokers[0], typeof brokers[0], typeof brokers[0]];
+
+  const admin = (await api(b2.url, 'POST', '/auth/login', undefined, { username: 'admin', password: adminPassword })).body.token as string;
+  t.ok(admin, 'admin bootstrapped once, usable on every broker');
+  t.equal((await api(b1.url, 'POST', '/agencies', admin, { id: 'police', name: '公安', networks: ['video'], classes: [1], quotas: { forwarding: 1000, analytics: 10 } })).status, 201);
+  t.equal((await api(b3.url, 'POST', '/agencies/police/users', admin, { username: 'police.op', password: 'a-long-password', role: 'operator' })).status, 201);
+  const operator = (await api(b1.url, 'POST', '/auth/login', undefined, { username: 'police.op', password: 'a-long-password' })).body.token as string;
+
+  const channels = Array.from({ length: 1000 }, (_, i) => makeChannel(i + 1, 1, 'video'));
+  const imported = await api(b2.url, 'POST', '/channels/import', admin, channels.map((c) => JSON.stringify(c)).join('\n'), 'application/x-ndjson');
+  t.same(imported.body, { created: 1000, updated: 0, rejected: [] });
+  // The import on broker 2 reaches the other brokers' catalog indexes.
+  t.equal((await api(b3.url, 'GET', `/channels/${channels[999]!.id}`, operator)).status, 200, 'catalog change fanned out');
+
+  const results = await Promise.all(
+    channels.map((c, i) => api(brokers[i % 3]!.url, 'POST', '/streams', operator, { channelId: c.id, purpose: 'multi-process burst' })),
+  );
+  const granted = results.filter((r) => r.status === 201);
+  t.equal(granted.length, 100, 'exactly 100 granted across three processes');
+  t.equal(results.filter((r) => r.status === 503).length, 900, 'the rest refused with 503');
+  t.equal((await api(b1.url, 'GET', '/capacity', admin)).body.forwarding.used, 100);
+
+  // Sessions granted by broker 2 (every third request): kill it, heartbeat half of them through broker 1.
+  const onB2 = granted.filter((r) => results.indexOf(r) % 3 === 1).map((r) => r.body.id as string);
+  t.ok(onB2.length > 10, 'broker 2 granted some');
+  await b2.kill('SIGKILL');
+  const kept = onB2.slice(0, Math.floor(onB2.length / 2));
+  const dropped = onB2.slice(kept.length);
+  const beat = setInterval(() => kept.forEach((id) => void api(b1.url, 'POST', `/streams/${id}/heartbeat`, operator).catch(() => undefined)), 500);
+  t.teardown(() => clearInterval(beat));
+  await sleep(6500); // well past the 4 s lease
+  clearInterval(beat);
+  const status = async (id: string) => (await api(b3.url, 'GET', `/streams/${id}`, admin)).status;
+  t.same(await Promise.all(kept.map(status)), kept.map(() => 200), 'heartbeated sessions live on without the broker that granted them');
+  t.same(await Promise.all(dropped.map(status)), dropped.map(() => 404), 'the others lapsed, swept by the surviving brokers');
+  const expired = await api(b1.url, 'GET', '/audit?action=stream.expire&limit=500', admin);
+  t.ok(expired.body.items.length >= dropped.length, 'expiries audited');
+
+  // Redis gone: answers 503 within the deadline, never a grant or a hang.
+  await redis.kill();
+  const started = Date.now();
+  const during = await api(b1.url, 'POST', '/streams', operator, { channelId: channels[0]!.id, purpose: 'during outage' });
+  t.equal(during.status, 503);
+  t.equal(during.body.error.code, 'UNAVAILABLE');
+  t.ok(Date.now() - started < 5000, 'answered promptly');
+  t.equal((await fetch(`${b3.url}/readyz`)).status, 503, 'not ready');
+  t.equal((await api(b3.url, 'POST', `/streams/${kept[0]}/heartbeat`, operator)).status, 503, 'heartbeat 503');
+
+  await redis.start();
+  let back = 0;
+  for (let i = 0; i < 100 && back !== 201; i++) {
+    await sleep(200);
+    back = (await api(b3.url, 'POST', '/streams', operator, { channelId: channels[500]!.id, purpose: 'after outage' })).status;
+  }
+  t.equal(back, 201, 'grants again once Redis is back, nothing restarted');
+  t.equal((await fetch(`${b1.url}/readyz`)).status, 200, 'ready again');
+  const verify = await api(b1.url, 'GET', '/audit/verify', admin);
+  t.equal(verify.body.ok, true, 'the audit chain written by three processes verifies');
+});
