@@ -148,7 +148,11 @@ async function loadSecrets(store: DocumentStore, config: Config): Promise<Secret
     if (!(err instanceof ConflictError)) throw err;
   }
   const stored = (await store.get<Secrets>('meta', 'secrets'))!;
-  return { ...stored, token: config.tokenSecret ?? stored.token };
+  return {
+    token: config.tokenSecret ?? stored.token,
+    play: config.playSecret ?? stored.play,
+    mediaControl: config.mediaControlSecret ?? stored.mediaControl,
+  };
 }
 
 export async function createBroker(config: Config, logger: Logger, overrides: BrokerOverrides = {}): Promise<Broker> {

@@ -26,6 +26,10 @@ export const ConfigSchema = Type.Object(
     idleCloseSeconds: Seconds(0, 3600),
     adminPassword: Type.Optional(Type.String({ minLength: 10, maxLength: 128 })),
     tokenSecret: Type.Optional(Type.String({ minLength: 32, maxLength: 512 })),
+    /** Shared with every media node (MEDIA_PLAY_SECRET) in BROKER_MEDIA=nodes; generated otherwise. */
+    playSecret: Type.Optional(Type.String({ minLength: 32, maxLength: 512 })),
+    /** Shared with every media node (MEDIA_CONTROL_SECRET) in BROKER_MEDIA=nodes; generated otherwise. */
+    mediaControlSecret: Type.Optional(Type.String({ minLength: 32, maxLength: 512 })),
     demo: Type.Union([Type.Literal('auto'), Type.Literal('0'), Type.Literal('1')]),
     demoCameras: Type.Integer({ minimum: 0, maximum: 200 }),
     media: Type.Union([Type.Literal('embedded'), Type.Literal('nodes'), Type.Literal('none')]),
@@ -105,6 +109,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ConfigError(`invalid ${where}: ${firstError.message}`);
   }
   const config = merged as Config;
+  if (config.media === 'nodes' && config.store !== 'redis') {
+    throw new ConfigError('invalid media (BROKER_MEDIA): "nodes" needs BROKER_STORE=redis (media nodes register in Redis)');
+  }
   config.dataDir = resolve(config.dataDir);
   return config;
 }

@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# Stage 1: compile TypeScript with the full toolchain.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts \
+ && npm rebuild @ffmpeg-installer/linux-x64 esbuild
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+
+# Stage 2: a slim runtime with only what the broker runs, as a non-root user.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    BROKER_HOST=0.0.0.0 \
+    BROKER_DATA_DIR=/var/lib/sharp-eyes
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY config ./config
+COPY policies ./policies
+COPY web ./web
+# Lua scripts are read at run time (tsc does not copy them).
+COPY src/store/redis/lua ./src/store/redis/lua
+RUN groupadd --system broker && useradd --system --gid broker --home /var/lib/sharp-eyes broker \
+ && mkdir -p /var/lib/sharp-eyes && chown broker:broker /var/lib/sharp-eyes
+USER broker
+VOLUME ["/var/lib/sharp-eyes"]
+EXPOSE 8080 8000 1935
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.BROKER_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+CMD ["node", "--enable-source-maps", "dist/main.js"]

@@ -1,0 +1,14 @@
+/** `npm run bench -- <name>`: each benchmark prints its figure beside a baseline of the same run. */
+const benches: Record<string, () => Promise<unknown>> = {
+  catalog: async () => (await import('./catalog.js')).catalogBench(),
+  allocate: async () => (await import('./allocate.js')).allocateBench('memory'),
+  'allocate-redis': async () => (await import('./allocate.js')).allocateBench('redis'),
+};
+
+const name = process.argv[2];
+const bench = name ? benches[name] : undefined;
+if (!bench) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}>`);
+  process.exit(2);
+}
+await bench();

@@ -1,0 +1,45 @@
+/** Configuration is validated at boot: a bad value stops the process with a message naming it. */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { ConfigError, envName, loadConfig } from '../src/config.js';
+
+t.test('defaults follow API.md', async (t) => {
+  const config = loadConfig({});
+  t.match(config, { host: '127.0.0.1', port: 8080, store: 'memory', forwardingSlots: 3000, analyticsSlots: 1000, leaseTtlSeconds: 30, idleCloseSeconds: 10, media: 'embedded', sourceTimeoutSeconds: 8 });
+  t.equal(envName('forwardingSlots'), 'BROKER_FORWARDING_SLOTS');
+});
+
+t.test('BROKER_* variables override the files', async (t) => {
+  const config = loadConfig({ BROKER_FORWARDING_SLOTS: '100', BROKER_STORE: 'redis', BROKER_MEDIA: 'none' });
+  t.equal(config.forwardingSlots, 100);
+  t.equal(config.store, 'redis');
+});
+
+t.test('bad values are refused with the setting named', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ BROKER_FORWARDING_SLOTS: 'many' }, /BROKER_FORWARDING_SLOTS must be an integer/],
+    [{ BROKER_FORWARDING_SLOTS: '0' }, /forwardingSlots \(BROKER_FORWARDING_SLOTS\)/],
+    [{ BROKER_PORT: '70000' }, /port \(BROKER_PORT\)/],
+    [{ BROKER_STORE: 'postgres' }, /store \(BROKER_STORE\)/],
+    [{ BROKER_MEDIA: 'nodes' }, /BROKER_MEDIA.*BROKER_STORE=redis/],
+    [{ BROKER_REDIS_URL: 'http://x' }, /redisUrl \(BROKER_REDIS_URL\)/],
+    [{ BROKER_ADMIN_PASSWORD: 'short' }, /adminPassword \(BROKER_ADMIN_PASSWORD\)/],
+    [{ BROKER_FORWARDING_SLOT: '10' }, /unknown setting BROKER_FORWARDING_SLOT/],
+  ];
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), ConfigError, Object.keys(env)[0]);
+    t.throws(() => loadConfig(env), { message }, `${Object.keys(env)[0]}: message names it`);
+  }
+});
+
+t.test('the process stops at boot on a bad value, naming it', async (t) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...process.env, BROKER_LEASE_TTL_SECONDS: '-5', BROKER_DATA_DIR: '/nonexistent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  t.equal(code, 78, 'EX_CONFIG');
+  t.match(stderr, /leaseTtlSeconds \(BROKER_LEASE_TTL_SECONDS\)/);
+});
