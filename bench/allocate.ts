@@ -4,7 +4,7 @@
  */
 import autocannon from 'autocannon';
 import { generateDemoCatalog } from '../src/core/demo-catalog.js';
-import { log, result, startServer } from './lib.js';
+import { dropRedisKeys, log, result, startServer, uniqueRedisPrefix } from './lib.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 32;
@@ -19,7 +19,7 @@ export async function allocateBench(store: 'memory' | 'redis') {
     await bare.stop();
   }
 
-  const prefix = `bench${Date.now().toString(36)}`;
+  const prefix = uniqueRedisPrefix('allocate');
   const env: Record<string, string> = { BROKER_STORE: store, BROKER_IDLE_CLOSE_SECONDS: '0' };
   if (store === 'redis') env.BROKER_REDIS_PREFIX = prefix;
   const broker = await startServer<{ port: number; token: string }>('bench/servers/broker.ts', env);
@@ -59,5 +59,6 @@ export async function allocateBench(store: 'memory' | 'redis') {
     result(store === 'memory' ? 'allocate' : 'allocate-redis', r.requests.average, 'req/s', baseline, { granted, refused, p99Ms: r.latency.p99 });
   } finally {
     await broker.stop();
+    if (store === 'redis') log(`redis: deleted ${await dropRedisKeys(prefix)} keys of ${prefix}`);
   }
 }

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
+import { createClient } from 'redis';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -23,7 +24,10 @@ export async function startServer<T>(script: string, env: Record<string, string>
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const info = await new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} not ready in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // a server that never got ready must not outlive the bench
+      reject(new Error(`${script} not ready in ${timeoutMs} ms`));
+    }, timeoutMs);
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (!line.startsWith('{')) return;
@@ -61,6 +65,24 @@ export function cpuSeconds(pid: number): number {
 export function result(bench: string, value: number, unit: string, baseline: number, extra: Record<string, unknown> = {}) {
   const round = (n: number) => Math.round(n * 100) / 100;
   console.log(JSON.stringify({ bench, value: round(value), unit, baseline: round(baseline), ratio: round(value / baseline), ...extra }));
+}
+
+/** A Redis key prefix no other run uses (the broker's prefix pattern: letters, digits, `_`, `-`). */
+export const uniqueRedisPrefix = (bench: string) => `bench-${bench}-${Date.now().toString(36)}-${process.pid}`;
+
+/** Deletes every key of one run (SCAN + DEL, never FLUSHDB: other runs and tests share this Redis). */
+export async function dropRedisKeys(prefix: string, url = process.env.BROKER_REDIS_URL ?? 'redis://127.0.0.1:6379'): Promise<number> {
+  const client = createClient({ url });
+  await client.connect();
+  let deleted = 0;
+  try {
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) {
+      if (keys.length > 0) deleted += await client.del(keys);
+    }
+  } finally {
+    await client.close();
+  }
+  return deleted;
 }
 
 export const log = (...args: unknown[]) => console.error('#', ...args);

@@ -3,6 +3,9 @@ const benches: Record<string, () => Promise<unknown>> = {
   catalog: async () => (await import('./catalog.js')).catalogBench(),
   allocate: async () => (await import('./allocate.js')).allocateBench('memory'),
   'allocate-redis': async () => (await import('./allocate.js')).allocateBench('redis'),
+  'first-frame': async () => (await import('./first-frame.js')).firstFrameBench(),
+  'media-capacity': async () => (await import('./media-capacity.js')).mediaCapacityBench(),
+  burst: async () => (await import('./burst.js')).burstBench(),
 };
 
 const name = process.argv[2];

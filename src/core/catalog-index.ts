@@ -47,12 +47,23 @@ const SMALL_BATCH = 32;
 
 /** The index keeps its own frozen copy: a caller mutating a returned channel would corrupt the indexes. */
 function storedCopy(channel: Channel): Channel {
+  // Already immutable (the embedded store hands out frozen documents): keep the one copy.
+  if (Object.isFrozen(channel) && Object.isFrozen(channel.location) && (!channel.tags || Object.isFrozen(channel.tags))) return channel;
   const copy: Channel = { ...channel, location: Object.freeze({ lat: channel.location.lat, lon: channel.location.lon }) };
   if (channel.tags) copy.tags = Object.freeze([...channel.tags]) as string[];
   return Object.freeze(copy);
 }
 
 export const encodeCursor = (lastId: string) => Buffer.from(lastId, 'utf8').toString('base64url');
+
+/** Distinct box/text queries whose totals are remembered (oldest forgotten first). */
+const MAX_CACHED_TOTALS = 4096;
+
+/** What decides a total: everything in the filter but the page position. */
+function totalKey(filter: Filter): string {
+  const districts = filter.districts ? Array.from(filter.districts).join('') : '*';
+  return `${filter.pairs}|${filter.statuses}|${districts}|${filter.bbox?.join(',') ?? ''}|${filter.q ?? ''}`;
+}
 
 function decodeCursor(cursor: string): string {
   const lastId = Buffer.from(cursor, 'base64url').toString('utf8');
@@ -63,6 +74,8 @@ function decodeCursor(cursor: string): string {
 export class CatalogIndex {
   /** New ids not yet given an ordinal, in id order. */
   private pending: Channel[] = [];
+  /** Totals of box/text queries, by filter; cleared on every change to the catalog. */
+  private readonly totals = new Map<string, number>();
   private readonly view: CatalogView = {
     channels: [],
     pairColumn: new Uint8Array(0),
@@ -97,6 +110,7 @@ export class CatalogIndex {
 
   /** Adds or replaces one channel (already validated). */
   upsert(channel: Channel): 'created' | 'updated' {
+    this.totals.clear();
     const stored = storedCopy(channel);
     const ord = this.ordinalOf(stored.id);
     if (ord >= 0) {
@@ -123,6 +137,7 @@ export class CatalogIndex {
       }
       return { created, updated };
     }
+    this.totals.clear();
     const fresh = new Map<string, Channel>();
     for (const channel of channels) {
       const stored = storedCopy(channel);
@@ -170,8 +185,19 @@ export class CatalogIndex {
       total = countFromCounters(this.view, filter);
       ords = firstMatches(this.view, segments, filter, from, want);
     } else {
-      ({ total, ords } = allMatches(this.view, segments, filter, from, want));
-      for (const channel of this.pending) if (channelMatches(this.view, channel, filter)) total++;
+      // Paging through a result set asks for the same total on every page: remember it until the
+      // catalog changes, and then read only the page.
+      const key = totalKey(filter);
+      const known = this.totals.get(key);
+      if (known !== undefined) {
+        total = known;
+        ords = firstMatches(this.view, segments, filter, from, want);
+      } else {
+        ({ total, ords } = allMatches(this.view, segments, filter, from, want));
+        for (const channel of this.pending) if (channelMatches(this.view, channel, filter)) total++;
+        if (this.totals.size >= MAX_CACHED_TOTALS) this.totals.delete(this.totals.keys().next().value!);
+        this.totals.set(key, total);
+      }
     }
 
     const items = mergeById(

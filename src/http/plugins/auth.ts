@@ -39,7 +39,6 @@ async function authPlugin(app: FastifyInstance, opts: { authenticator: Authentic
     const principal = opts.authenticator.authenticate(header);
     if (!principal) throw unauthenticated();
     request.principal = principal;
-    request.log = request.log.child({ actor: principal.id, agency: principal.agencyId });
   });
 }
 

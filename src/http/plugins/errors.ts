@@ -54,8 +54,11 @@ function describe(err: FastifyError): { status: number; code: string; message: s
 async function errorsPlugin(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const { status, code, message, headers } = describe(err);
-    if (status >= 500) request.log.error({ err }, 'request failed');
-    else request.log.info({ code, status }, message);
+    // The actor is logged here rather than bound to every request's logger: a child logger per
+    // request costs more than the catalog query it would describe.
+    const actor = request.principal ? { actor: request.principal.id, agency: request.principal.agencyId } : {};
+    if (status >= 500) request.log.error({ err, ...actor }, 'request failed');
+    else request.log.info({ code, status, ...actor }, message);
     if (headers) reply.headers(headers);
     return reply.code(status).send(errorBody(code, message));
   });

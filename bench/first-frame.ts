@@ -1,0 +1,105 @@
+/**
+ * Time to first frame through the broker: from POST /streams on a channel nobody watches (a new
+ * forward: the embedded media node starts an ffmpeg relay from the camera) to the first byte of the
+ * HTTP-FLV body, over 50 cameras of the simulator (H.264, a keyframe every second). Baseline in the same
+ * run, on the same cameras: a plain `ffmpeg -i rtmp://simulator/cam/N -c copy -f flv pipe:1` from spawn
+ * to its first output byte — the least a relay that pulls the camera can take. Runs are interleaved
+ * (baseline on camera n, then the broker on camera n) so drifting machine load hits both alike.
+ */
+import { request } from 'node:http';
+import { findFreePort } from '../src/media/net-ports.js';
+import { log, result } from './lib.js';
+import { ffmpegCopyReader, percentile, startBrokerServer, startSimulatorProcess, stopChild } from './media-lib.js';
+
+const CAMERAS = Number(process.env.BENCH_CAMERAS ?? 50);
+/** API.md leaves time-to-first-frame to us; 1.5 s is the goal this bench checks against. */
+const GOAL_MS = 1500;
+
+/** Milliseconds from `since` to the first body byte of an HTTP-FLV play; the response is then dropped. */
+function firstBodyByte(url: string, since: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, (res) => {
+      if (res.statusCode !== 200) {
+        req.destroy();
+        reject(new Error(`play answered ${res.statusCode}`));
+        return;
+      }
+      res.once('data', () => {
+        resolve(performance.now() - since);
+        req.destroy();
+      });
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error('no FLV byte within 15 s')));
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+async function baselineFirstByte(sourceUrl: string): Promise<number> {
+  const started = performance.now();
+  const reader = ffmpegCopyReader(sourceUrl);
+  try {
+    return (await reader.firstByte) - started;
+  } finally {
+    await stopChild(reader.child, 'SIGKILL');
+  }
+}
+
+const summary = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: percentile(sorted, 50), p95: percentile(sorted, 95), min: sorted[0]!, max: sorted[sorted.length - 1]! };
+};
+const rounded = (s: ReturnType<typeof summary>) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, Math.round(v)]));
+
+export async function firstFrameBench() {
+  const simulator = await startSimulatorProcess(CAMERAS, await findFreePort());
+  log(`simulator: ${CAMERAS} cameras at ${simulator.baseUrl}/1..${CAMERAS}`);
+  try {
+    const broker = await startBrokerServer<{ port: number; token: string; channelIds: string[] }>({
+      BROKER_MEDIA: 'embedded',
+      BROKER_MEDIA_RTMP_PORT: String(await findFreePort()),
+      BROKER_MEDIA_HTTP_PORT: String(await findFreePort()),
+      BROKER_MEDIA_CONTROL_PORT: String(await findFreePort()),
+      BROKER_IDLE_CLOSE_SECONDS: '0',
+      BROKER_LOG_LEVEL: 'error',
+      BENCH_CAMERA_BASE_URL: simulator.baseUrl,
+      BENCH_CAMERAS: String(CAMERAS),
+    });
+    try {
+      const api = `http://127.0.0.1:${broker.info.port}/api/v1`;
+      const headers = { authorization: `Bearer ${broker.info.token}`, 'content-type': 'application/json' };
+      const brokerMs: number[] = [];
+      const grantMs: number[] = [];
+      const baselineMs: number[] = [];
+      for (const [i, channelId] of broker.info.channelIds.entries()) {
+        baselineMs.push(await baselineFirstByte(`${simulator.baseUrl}/${i + 1}`));
+
+        const started = performance.now();
+        const res = await fetch(`${api}/streams`, { method: 'POST', headers, body: JSON.stringify({ channelId, purpose: 'bench first frame' }) });
+        const session = (await res.json()) as { id: string; urls: { flv: string } };
+        if (res.status !== 201) throw new Error(`POST /streams ${channelId}: ${res.status} ${JSON.stringify(session)}`);
+        grantMs.push(performance.now() - started);
+        brokerMs.push(await firstBodyByte(session.urls.flv, started));
+        // Released at once (idle close 0): every measured forward starts on an otherwise idle node.
+        await fetch(`${api}/streams/${session.id}`, { method: 'DELETE', headers: { authorization: headers.authorization } });
+      }
+      const through = summary(brokerMs);
+      const grant = summary(grantMs);
+      const direct = summary(baselineMs);
+      log(`broker: POST /streams → first HTTP-FLV byte ${JSON.stringify(rounded(through))} ms (of which POST /streams ${JSON.stringify(rounded(grant))})`);
+      log(`baseline: ffmpeg spawn → first FLV byte straight from the camera ${JSON.stringify(rounded(direct))} ms`);
+      log(`goal: median ≤ ${GOAL_MS} ms → ${through.median <= GOAL_MS ? 'met' : 'NOT met'}`);
+      result('first-frame', through.median, 'ms', direct.median, {
+        p95: Math.round(through.p95),
+        baselineP95: Math.round(direct.p95),
+        grantMedianMs: Math.round(grant.median),
+        forwards: brokerMs.length,
+        goalMs: GOAL_MS,
+      });
+    } finally {
+      await broker.stop();
+    }
+  } finally {
+    await simulator.stop();
+  }
+}
