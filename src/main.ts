@@ -83,8 +83,13 @@ async function main() {
       process.exit(1);
     }, config.shutdownGraceSeconds * 1000);
     force.unref();
+    // Keep-alive connections go idle once their in-flight request is answered: close them as
+    // they do, or the drain would wait for the clients to hang up.
+    const idleSweep = setInterval(() => app.server.closeIdleConnections(), 100);
+    idleSweep.unref();
     try {
       await app.close();
+      clearInterval(idleSweep);
       await broker.close();
       await simulator?.stop();
       logger.info('stopped');
