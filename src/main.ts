@@ -44,17 +44,23 @@ async function main() {
     process.stdout.write(`\nBootstrap platform administrator: admin / ${generatedPassword}\n(also stored in ${file}, mode 0600; set BROKER_ADMIN_PASSWORD to choose it)\n\n`);
   }
 
-  if (config.demo === '1' || (config.demo === 'auto' && fresh)) {
-    if (!(await demoState(broker))) {
-      const seed = await seedDemo(broker, { simulatorRtmpPort: config.simulatorRtmpPort, cameras: config.demoCameras });
-      logger.info({ channels: seed.channels, credentials: seed.credentialsFile }, 'demo data seeded');
-    }
+  const wantDemo = config.demo === '1' || (config.demo === 'auto' && fresh);
+  const seeded = await demoState(broker);
+  // The simulated cameras start beside the seeding and the HTTP server: the API does not need
+  // them to answer, and a stream requested before they publish waits for its source anyway.
+  const cameras = seeded?.simulated.length ?? (wantDemo ? config.demoCameras : 0);
+  const simulator =
+    config.media !== 'none' && cameras > 0
+      ? startSimulator({ cameras, rtmpPort: seeded?.simulatorRtmpPort ?? config.simulatorRtmpPort }).catch((err: unknown) => {
+          logger.error({ err }, 'camera simulator failed to start; demo channels will answer SOURCE_UNAVAILABLE');
+          return undefined;
+        })
+      : undefined;
+  if (wantDemo && !seeded) {
+    const seed = await seedDemo(broker, { simulatorRtmpPort: config.simulatorRtmpPort, cameras: config.demoCameras });
+    logger.info({ channels: seed.channels, credentials: seed.credentialsFile }, 'demo data seeded');
   }
   const demo = await demoState(broker);
-  const simulator =
-    demo && config.media !== 'none' && demo.simulated.length > 0
-      ? await startSimulator({ cameras: demo.simulated.length, rtmpPort: demo.simulatorRtmpPort })
-      : undefined;
 
   const app = await buildApp(broker, config, logger);
   await app.listen({ host: config.host, port: config.port });
@@ -91,7 +97,7 @@ async function main() {
       await app.close();
       clearInterval(idleSweep);
       await broker.close();
-      await simulator?.stop();
+      await (await simulator)?.stop();
       logger.info('stopped');
       process.exit(0);
     } catch (err) {
