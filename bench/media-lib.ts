@@ -150,9 +150,17 @@ export async function startMediaNodeProcess(
   };
 }
 
-/** `ffmpeg -i <source> -c copy -f flv pipe:1`: what one plain relay process costs; counts its output bytes. */
-export function ffmpegCopyReader(sourceUrl: string, core?: number): { child: ChildProcess; bytes(): number; firstByte: Promise<number> } {
-  const [command, args] = pinned(core, ffmpegPath, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', sourceUrl, '-c', 'copy', '-f', 'flv', 'pipe:1']);
+/**
+ * `ffmpeg -i <source> -c copy -f flv pipe:1`: what one plain relay process costs; counts its output bytes.
+ * `flushPackets` writes each packet out at once instead of filling ffmpeg's 32 KB output buffer first,
+ * so the first output byte marks when ffmpeg had media, not when its buffer filled.
+ */
+export function ffmpegCopyReader(
+  sourceUrl: string,
+  options: { core?: number; flushPackets?: boolean } = {},
+): { child: ChildProcess; bytes(): number; firstByte: Promise<number> } {
+  const output = [...(options.flushPackets ? ['-flush_packets', '1'] : []), '-f', 'flv', 'pipe:1'];
+  const [command, args] = pinned(options.core, ffmpegPath, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', sourceUrl, '-c', 'copy', ...output]);
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
   let bytes = 0;
   const firstByte = new Promise<number>((resolve, reject) => {
@@ -201,6 +209,26 @@ export function cpuDelta(before: Map<number, number>, after: Map<number, number>
     if (start !== undefined) sum += end - start;
   }
   return sum;
+}
+
+/** Per-core jiffies from /proc/stat: [busy, total] for each core, to see what else ran on a core. */
+export function coreTimes(): Array<[number, number]> {
+  return readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .filter((line) => /^cpu\d+ /.test(line))
+    .map((line) => {
+      const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1, 9).map(Number) as number[];
+      const busy = user! + nice! + system! + irq! + softirq! + steal!;
+      return [busy, busy + idle! + iowait!];
+    });
+}
+
+/** Busy percentage of each core between two coreTimes() samples. */
+export function coreBusyPct(before: Array<[number, number]>, after: Array<[number, number]>): number[] {
+  return after.map(([busy, total], i) => {
+    const [busy0, total0] = before[i]!;
+    return Math.round(((busy - busy0) / Math.max(1, total - total0)) * 1000) / 10;
+  });
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

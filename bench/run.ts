@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   'first-frame': async () => (await import('./first-frame.js')).firstFrameBench(),
   'media-capacity': async () => (await import('./media-capacity.js')).mediaCapacityBench(),
   burst: async () => (await import('./burst.js')).burstBench(),
+  soak: async () => (await import('./soak.js')).soakBench(),
 };
 
 const name = process.argv[2];

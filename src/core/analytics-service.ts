@@ -70,14 +70,21 @@ export class AnalyticsService {
       });
     }
     const reservation = result.reservation;
-    await this.o.audit.record({
-      actor: actorOf(principal),
-      action: 'analytics.grant',
-      target: `reservation:${reservation.id}`,
-      outcome: 'ok',
-      purpose: input.task,
-      details: { channelId: channel.id, agencyId: principal.agencyId, ttlSeconds: ttlMs / 1000 },
-    });
+    try {
+      await this.o.audit.record({
+        actor: actorOf(principal),
+        action: 'analytics.grant',
+        target: `reservation:${reservation.id}`,
+        outcome: 'ok',
+        purpose: input.task,
+        details: { channelId: channel.id, agencyId: principal.agencyId, ttlSeconds: ttlMs / 1000 },
+      });
+    } catch (err) {
+      // No grant on record: the service never hears of it, so the slot goes back now (best effort;
+      // otherwise its lease lapses).
+      await this.o.slots.endReservation(reservation.id, 'released').catch(() => null);
+      throw err;
+    }
     this.o.effects.capacityChanged();
     return this.view(reservation);
   }

@@ -124,15 +124,22 @@ export class StreamService {
       if (result.replayed) return this.view(session);
     }
 
-    await this.ensureForward(channel, session, newForward, principal, input);
-    await this.o.audit.record({
-      actor: actorOf(principal),
-      action: 'stream.grant',
-      target: `session:${session.id}`,
-      outcome: 'ok',
-      purpose: input.purpose,
-      details: { channelId: channel.id, agencyId: principal.agencyId, priority, shared: session.shared, fence: session.fence },
-    });
+    try {
+      await this.ensureForward(channel, session, newForward, principal, input);
+      await this.o.audit.record({
+        actor: actorOf(principal),
+        action: 'stream.grant',
+        target: `session:${session.id}`,
+        outcome: 'ok',
+        purpose: input.purpose,
+        details: { channelId: channel.id, agencyId: principal.agencyId, priority, shared: session.shared, fence: session.fence },
+      });
+    } catch (err) {
+      // The client will never hear of this session (no grant on record, or no video): give its slot
+      // back now instead of holding it until the lease lapses. A failed source already freed it.
+      if (!(err instanceof DomainError && err.code === 'SOURCE_UNAVAILABLE')) await this.giveBack(session.id);
+      throw err;
+    }
     this.o.effects.capacityChanged();
     return this.view(session);
   }
@@ -173,6 +180,16 @@ export class StreamService {
     const events = await this.o.slots.endSession(id, reason);
     if (!events) throw notFound('session');
     await this.o.effects.apply(events, actor);
+  }
+
+  /** Best effort: the store may be the reason we are here; the lease still lapses on its own. */
+  private async giveBack(sessionId: string): Promise<void> {
+    try {
+      const events = await this.o.slots.endSession(sessionId, 'released');
+      if (events) await this.o.effects.apply(events);
+    } catch {
+      // Expiry will free it.
+    }
   }
 
   /** The session if the caller may act on it; 404 otherwise (other agencies' objects do not exist for them). */

@@ -86,7 +86,10 @@ export async function redisCall<T>(client: RedisClient, operation: () => Promise
   const deadlineMs = deadlines.get(client) ?? DEFAULT_COMMAND_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no reply from Redis within ${deadlineMs} ms`)), deadlineMs);
+    // When the event loop is busy, the timer and Redis's reply can be due in the same turn; timers
+    // run first. Letting the I/O phase go once more (setImmediate runs after it) keeps a reply that
+    // already arrived from being taken for an outage.
+    timer = setTimeout(() => setImmediate(() => reject(new Error(`no reply from Redis within ${deadlineMs} ms`))), deadlineMs);
   });
   try {
     return await Promise.race([operation(), deadline]);

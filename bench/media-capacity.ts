@@ -1,0 +1,218 @@
+/**
+ * How many relayed channels one media node process carries on one core before it falls behind, and
+ * what a forward costs in CPU — against one plain `ffmpeg -c copy` process per channel, measured in the
+ * same run on the same core.
+ *
+ * Layout (taskset, when present): the camera simulator (its NMS and one ffmpeg publisher per camera),
+ * the reference readers and this process on core 0; the media node and its ffmpeg relays on core 1.
+ * The simulator is not free — it is reported, and kept off the measured core. Forwards pull the
+ * simulator's cameras round-robin (a camera's RTMP fan-out costs the simulator little; each forward
+ * is still its own RTMP pull and relay).
+ *
+ * Steps: N = 25, 50, 75, 100, … forwards started through the node's control API, one HTTP-FLV reader per
+ * channel. A step keeps up when the bytes delivered to the readers are ≥ 95 % of what the same cameras
+ * sent a direct reader in the same window, and the node plus its relays use < 95 % of their core.
+ * The run stops by itself after the first step that falls behind or after ~4 minutes of steps.
+ */
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { request, type ClientRequest } from 'node:http';
+import { availableParallelism } from 'node:os';
+import { findFreePort } from '../src/media/net-ports.js';
+import { buildPlayUrls } from '../src/media/play-urls.js';
+import { cpuSeconds, log, result } from './lib.js';
+import {
+  childPids,
+  coreBusyPct,
+  coreTimes,
+  cpuDelta,
+  cpuOf,
+  ffmpegCopyReader,
+  hasTaskset,
+  sleep,
+  startMediaNodeProcess,
+  startSimulatorProcess,
+  stopChild,
+} from './media-lib.js';
+
+const STEPS = [25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 600];
+const CAMERAS = 10;
+const WARMUP_MS = 3000;
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_SECONDS ?? 10) * 1000;
+const STEPS_BUDGET_MS = 4 * 60_000;
+const KEEPS_UP_DELIVERY = 0.95;
+const KEEPS_UP_CPU_PCT = 95;
+const BASELINE_CHANNELS = 50;
+const START_CONCURRENCY = 8;
+const TARGET_FORWARDS = 3000;
+
+const pinnable = hasTaskset && availableParallelism() >= 2;
+const HARNESS_CORE = pinnable ? 0 : undefined;
+const MEASURED_CORE = pinnable ? 1 : undefined;
+
+interface Reader {
+  bytes: number;
+  camera: number;
+  req: ClientRequest;
+}
+
+function readHttpFlv(url: string, camera: number): Reader {
+  const reader: Reader = { bytes: 0, camera, req: request(url) };
+  reader.req.on('response', (res) => res.on('data', (chunk: Buffer) => (reader.bytes += chunk.length)));
+  reader.req.on('error', () => undefined);
+  reader.req.end();
+  return reader;
+}
+
+async function inBatches<T>(items: T[], concurrency: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await run(items[next++]!);
+    }),
+  );
+}
+
+const pct = (cpuSec: number, ms: number) => (cpuSec / (ms / 1000)) * 100;
+const round1 = (n: number) => Math.round(n * 10) / 10;
+
+export async function mediaCapacityBench() {
+  const benchStarted = performance.now();
+  if (HARNESS_CORE !== undefined) spawnSync('taskset', ['-pc', String(HARNESS_CORE), String(process.pid)]);
+  log(pinnable ? 'simulator, readers and harness on core 0; media node (+ relays) and baseline ffmpeg on core 1' : 'taskset or a second core missing: nothing pinned, figures are per machine, not per core');
+
+  const simulator = await startSimulatorProcess(CAMERAS, await findFreePort(), HARNESS_CORE);
+  const cameraUrl = (camera: number) => `${simulator.baseUrl}/${camera}`;
+  // One direct reader per camera: what the source sent, window by window.
+  const references = Array.from({ length: CAMERAS }, (_, i) => ffmpegCopyReader(cameraUrl(i + 1), { core: HARNESS_CORE }));
+  const cleanups: Array<() => Promise<void>> = [() => simulator.stop(), ...references.map((r) => () => stopChild(r.child))];
+  try {
+    await Promise.all(references.map((r) => r.firstByte));
+    const playSecret = randomBytes(32).toString('hex');
+    const node = await startMediaNodeProcess(
+      {
+        rtmpPort: await findFreePort(),
+        httpPort: await findFreePort(),
+        controlPort: await findFreePort(),
+        controlSecret: randomBytes(32).toString('hex'),
+        playSecret,
+        maxForwards: 1000,
+      },
+      MEASURED_CORE,
+    );
+    cleanups.unshift(() => node.stop());
+    const readers: Reader[] = [];
+    cleanups.unshift(async () => readers.forEach((r) => r.req.destroy()));
+
+    const steps: Array<Record<string, number | boolean | string>> = [];
+    let carried = 0;
+    let perForwardPct = NaN;
+    let sourceKbps = NaN;
+    for (const target of STEPS) {
+      if (performance.now() - benchStarted > STEPS_BUDGET_MS) {
+        log(`time budget spent before N=${target}; stopping`);
+        break;
+      }
+      const fresh = Array.from({ length: target - readers.length }, (_, i) => readers.length + i + 1);
+      let refused = 0;
+      await inBatches(fresh, START_CONCURRENCY, async (n) => {
+        const channelId = `bench-${n}`;
+        const camera = ((n - 1) % CAMERAS) + 1;
+        const res = await node.control('POST', '/forwards', { channelId, sourceUrl: cameraUrl(camera), fence: 1 });
+        if (res.status !== 200) {
+          refused += 1;
+          return;
+        }
+        const urls = buildPlayUrls(node.playBaseUrl, playSecret, { sessionId: `s-${n}`, channelId, nodeId: 'bench-node', fence: 1, expiresAt: Date.now() + 3_600_000 });
+        readers.push(readHttpFlv(urls.flv, camera));
+      });
+      await sleep(WARMUP_MS);
+
+      const pids = () => [node.pid, ...childPids(node.pid)];
+      const simPids = () => [simulator.child.pid!, ...childPids(simulator.child.pid!)];
+      const readerBytes = readers.map((r) => r.bytes);
+      const referenceBytes = references.map((r) => r.bytes());
+      const nodeCpu = cpuSeconds(node.pid);
+      const allCpu = cpuOf(pids());
+      const simCpu = cpuOf(simPids());
+      const harnessCpu = cpuSeconds(process.pid);
+      const cores = coreTimes();
+      const started = performance.now();
+      await sleep(WINDOW_MS);
+      const elapsed = performance.now() - started;
+      const coresBusyPct = coreBusyPct(cores, coreTimes());
+      const harnessPct = pct(cpuSeconds(process.pid) - harnessCpu, elapsed);
+      const nodePct = pct(cpuSeconds(node.pid) - nodeCpu, elapsed);
+      const totalPct = pct(cpuDelta(allCpu, cpuOf(pids())), elapsed);
+      const simulatorPct = pct(cpuDelta(simCpu, cpuOf(simPids())), elapsed);
+      const referenceDelta = references.map((r, i) => r.bytes() - referenceBytes[i]!);
+      const delivered = readers.reduce((sum, r, i) => sum + (r.bytes - readerBytes[i]!), 0);
+      const expected = readers.reduce((sum, r) => sum + referenceDelta[r.camera - 1]!, 0);
+      const delivery = delivered / expected;
+      sourceKbps = (referenceDelta.reduce((a, b) => a + b, 0) / CAMERAS / (elapsed / 1000)) * 8 / 1000;
+      const keepsUp = refused === 0 && delivery >= KEEPS_UP_DELIVERY && totalPct < KEEPS_UP_CPU_PCT;
+      const step = {
+        forwards: readers.length,
+        refused,
+        deliveryPct: round1(delivery * 100),
+        deliveredMbps: round1((delivered * 8) / (elapsed / 1000) / 1e6),
+        nodeCpuPct: round1(nodePct),
+        relaysCpuPct: round1(totalPct - nodePct),
+        totalCpuPct: round1(totalPct),
+        cpuPerForwardPct: Math.round((totalPct / readers.length) * 100) / 100,
+        simulatorCpuPct: round1(simulatorPct),
+        harnessCpuPct: round1(harnessPct),
+        // Everything that ran on each core (other users' processes included): a falling step whose
+        // node core is saturated by others measured the machine, not the node.
+        coresBusyPct: coresBusyPct.join('/'),
+        keepsUp,
+      };
+      steps.push(step);
+      log(`N=${target}: ${JSON.stringify(step)}`);
+      if (!keepsUp) break;
+      carried = readers.length;
+      perForwardPct = totalPct / readers.length;
+    }
+    for (const reader of readers) reader.req.destroy();
+    await node.stop();
+    cleanups.shift();
+
+    // Baseline: one plain ffmpeg relay per channel on the measured core, reading to nowhere.
+    const plain = Array.from({ length: BASELINE_CHANNELS }, (_, i) => ffmpegCopyReader(cameraUrl((i % CAMERAS) + 1), { core: MEASURED_CORE }));
+    cleanups.unshift(async () => void (await Promise.all(plain.map((p) => stopChild(p.child)))));
+    await Promise.all(plain.map((p) => p.firstByte));
+    await sleep(WARMUP_MS);
+    const plainPids = plain.map((p) => p.child.pid!);
+    const before = cpuOf(plainPids);
+    const plainBytes = plain.map((p) => p.bytes());
+    const started = performance.now();
+    await sleep(WINDOW_MS);
+    const elapsed = performance.now() - started;
+    const plainPct = pct(cpuDelta(before, cpuOf(plainPids)), elapsed);
+    const plainPerChannelPct = plainPct / BASELINE_CHANNELS;
+    const plainMbps = (plain.reduce((sum, p, i) => sum + p.bytes() - plainBytes[i]!, 0) * 8) / (elapsed / 1000) / 1e6;
+    const plainCapacity = Math.floor(KEEPS_UP_CPU_PCT / plainPerChannelPct);
+    log(`baseline: ${BASELINE_CHANNELS} plain ffmpeg -c copy relays use ${round1(plainPct)} % of a core (${plainPerChannelPct.toFixed(2)} % each, ${round1(plainMbps)} Mbit/s out) → ~${plainCapacity} per core at ${KEEPS_UP_CPU_PCT} %`);
+
+    const projected = Math.floor(KEEPS_UP_CPU_PCT / perForwardPct);
+    log(`CPU projection: ${KEEPS_UP_CPU_PCT} % of a core / ${perForwardPct.toFixed(2)} % per forward → ~${projected} forwards per core if the core were the limit`);
+    const nodesFor3000 = carried > 0 ? Math.ceil(TARGET_FORWARDS / carried) : NaN;
+    const gbps = (TARGET_FORWARDS * sourceKbps) / 1e6;
+    log(`source: ${round1(sourceKbps)} kbit/s per camera (measured by the direct readers)`);
+    log(`one media node on one core carries ${carried} forwards (${perForwardPct.toFixed(2)} % CPU each, node + relays); ${TARGET_FORWARDS} forwards → ${nodesFor3000} such nodes (cores); ` +
+      `${round1(gbps)} Gbit/s in from cameras and ${round1(gbps)} Gbit/s out to one viewer each`);
+    result('media-capacity', carried, 'forwards', plainCapacity, {
+      cpuPerForwardPct: Math.round(perForwardPct * 100) / 100,
+      cpuProjectedForwardsPerCore: projected,
+      baselineCpuPerChannelPct: Math.round(plainPerChannelPct * 100) / 100,
+      sourceKbps: Math.round(sourceKbps),
+      nodesFor3000,
+      gbitPerSecondIn3000: Math.round(gbps * 100) / 100,
+      gbitPerSecondOut3000OneViewerEach: Math.round(gbps * 100) / 100,
+      pinned: pinnable,
+      steps,
+    });
+  } finally {
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+  }
+}
