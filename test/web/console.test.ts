@@ -16,8 +16,11 @@ import { auth, buildTestBroker, makeTempDir } from '../helper.js';
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENS = 'test-output/screens';
 const AGENCY = 'ui-test';
-/** Short leases, so the test sees the page's heartbeats keep a session alive (one every TTL/3). */
-const LEASE_TTL_SECONDS = 3;
+/**
+ * Short leases, so the test sees the page's heartbeats keep a session alive (one every TTL/3) — yet
+ * long enough that a loaded CI machine does not lapse one by accident.
+ */
+const LEASE_TTL_SECONDS = 6;
 const PASSWORDS = { admin: 'admin-pass-0123', operator: 'operator-pass-0123', created: 'created-pass-0123' };
 
 /** Channels of Tianhe (440106) and Haizhu (440105) on the video network (digit 14 = 0). */
