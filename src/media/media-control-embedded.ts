@@ -74,6 +74,8 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
       MEDIA_CONTROL_SECRET: controlSecret,
       MEDIA_PLAY_SECRET: options.playSecret,
       MEDIA_SOURCE_TIMEOUT_MS: String(options.sourceTimeoutMs),
+      // The child writes to the broker's stdout: at the broker's log level, not louder.
+      MEDIA_LOG_LEVEL: options.logger.level,
     },
     client,
     logger: log,
