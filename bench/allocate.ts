@@ -13,6 +13,8 @@ export async function allocateBench(store: 'memory' | 'redis') {
   const bare = await startServer<{ port: number }>('bench/servers/bare.ts');
   let baseline: number;
   try {
+    // Warm the load generator first: a cold client understates the baseline.
+    await autocannon({ url: `http://127.0.0.1:${bare.info.port}/ping`, connections: CONNECTIONS, duration: 3 });
     baseline = (await autocannon({ url: `http://127.0.0.1:${bare.info.port}/ping`, connections: CONNECTIONS, duration: DURATION })).requests.average;
     log(`bare fastify: ${baseline} req/s`);
   } finally {
