@@ -37,6 +37,9 @@ export interface RedisDocumentStoreOptions {
   onError?: (error: Error) => void;
 }
 
+/** Re-read after a reconnect: small, and they decide who may see and do what. */
+const RESYNC_COLLECTIONS: readonly Collection[] = ['agencies', 'users', 'serviceAccounts', 'policy'];
+
 export class RedisDocumentStore implements DocumentStore {
   /** Tells our own change messages apart from other brokers'. */
   readonly instanceId = randomUUID();
@@ -61,6 +64,11 @@ export class RedisDocumentStore implements DocumentStore {
     await subscriber.connect();
     const store = new RedisDocumentStore(client, subscriber, options);
     await subscriber.subscribe(store.channel, (message) => store.hear(message));
+    // Pub/sub does not replay what was said while we were disconnected: after a reconnect, re-read
+    // the collections that decide who may do what, so a user disabled meanwhile is disabled here too.
+    subscriber.on('ready', () => {
+      store.resync().catch((error: Error) => options.onError?.(error));
+    });
     return store;
   }
 
@@ -108,6 +116,21 @@ export class RedisDocumentStore implements DocumentStore {
 
   async delete(collection: Collection, id: string): Promise<void> {
     await deleteScript.run(this.client, this.keys(collection), [id, this.channel, this.message(collection, [{ id, doc: null }])]);
+  }
+
+  /** Tells the listeners every document of the access-relevant collections, as if just changed. */
+  async resync(): Promise<void> {
+    for (const collection of RESYNC_COLLECTIONS) {
+      let cursor = '0';
+      do {
+        const page = await redisCall(this.client, () => this.client.hScan(this.docsKey(collection), cursor, { COUNT: SCAN_COUNT }));
+        for (const { field, value } of page.entries) {
+          const change: DocumentChange = { collection, id: field, doc: JSON.parse(value) };
+          for (const listener of this.listeners) listener(change);
+        }
+        cursor = page.cursor;
+      } while (cursor !== '0');
+    }
   }
 
   onRemoteChange(listener: (change: DocumentChange) => void): void {
