@@ -18,6 +18,8 @@ import { DomainError, unavailable } from '../../core/errors.js';
 export type RedisClient = RedisClientType;
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1500;
+/** A deadline timer later than this was held up by this process's own load, not by Redis. */
+const LATE_TIMER_MS = 100;
 
 /** The deadline of each connected client, read by redisCall. */
 const deadlines = new WeakMap<object, number>();
@@ -86,10 +88,22 @@ export async function redisCall<T>(client: RedisClient, operation: () => Promise
   const deadlineMs = deadlines.get(client) ?? DEFAULT_COMMAND_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    // When the event loop is busy, the timer and Redis's reply can be due in the same turn; timers
-    // run first. Letting the I/O phase go once more (setImmediate runs after it) keeps a reply that
-    // already arrived from being taken for an outage.
-    timer = setTimeout(() => setImmediate(() => reject(new Error(`no reply from Redis within ${deadlineMs} ms`))), deadlineMs);
+    const armedAt = performance.now();
+    let extended = false;
+    const expire = () => {
+      // A timer that fires late says this process, not Redis, was too busy to hear the reply:
+      // grant the lost time once (an idle broker facing a frozen Redis still gives up on time).
+      const late = performance.now() - armedAt - deadlineMs;
+      if (!extended && late > LATE_TIMER_MS) {
+        extended = true;
+        timer = setTimeout(expire, Math.min(late, deadlineMs));
+        return;
+      }
+      // The timer and Redis's reply can be due in the same loop turn, and timers run first: let the
+      // I/O phase go once more (setImmediate runs after it) so a reply that already arrived wins.
+      setImmediate(() => reject(new Error(`no reply from Redis within ${deadlineMs} ms`)));
+    };
+    timer = setTimeout(expire, deadlineMs);
   });
   try {
     return await Promise.race([operation(), deadline]);
