@@ -39,6 +39,8 @@ export interface RedisDocumentStoreOptions {
 
 /** Re-read after a reconnect: small, and they decide who may see and do what. */
 const RESYNC_COLLECTIONS: readonly Collection[] = ['agencies', 'users', 'serviceAccounts', 'policy'];
+const RESYNC_ATTEMPTS = 60;
+const RESYNC_RETRY_MS = 500;
 
 export class RedisDocumentStore implements DocumentStore {
   /** Tells our own change messages apart from other brokers'. */
@@ -66,9 +68,7 @@ export class RedisDocumentStore implements DocumentStore {
     await subscriber.subscribe(store.channel, (message) => store.hear(message));
     // Pub/sub does not replay what was said while we were disconnected: after a reconnect, re-read
     // the collections that decide who may do what, so a user disabled meanwhile is disabled here too.
-    subscriber.on('ready', () => {
-      store.resync().catch((error: Error) => options.onError?.(error));
-    });
+    subscriber.on('ready', () => void store.resyncUntilDone());
     return store;
   }
 
@@ -116,6 +116,22 @@ export class RedisDocumentStore implements DocumentStore {
 
   async delete(collection: Collection, id: string): Promise<void> {
     await deleteScript.run(this.client, this.keys(collection), [id, this.channel, this.message(collection, [{ id, doc: null }])]);
+  }
+
+  /**
+   * The subscriber can be back before the command connection (or before Redis has loaded its data):
+   * keep trying for a while rather than give up on the first refusal.
+   */
+  private async resyncUntilDone(): Promise<void> {
+    for (let attempt = 0; attempt < RESYNC_ATTEMPTS; attempt++) {
+      try {
+        await this.resync();
+        return;
+      } catch (error) {
+        if (attempt === RESYNC_ATTEMPTS - 1) this.options.onError?.(error as Error);
+        await new Promise((resolve) => setTimeout(resolve, RESYNC_RETRY_MS));
+      }
+    }
   }
 
   /** Tells the listeners every document of the access-relevant collections, as if just changed. */
