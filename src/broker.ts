@@ -22,7 +22,7 @@ import { documentPolicyPersistence } from './authz/policy-persistence.js';
 import { MemoryDocumentStore } from './store/memory/document-store.js';
 import { MemoryAuditStore } from './store/memory/audit-store.js';
 import { MemorySlotStore } from './store/memory/slot-store.js';
-import { connectRedis, redisCall } from './store/redis/client.js';
+import { boundedScriptClient, connectRedis, redisCall } from './store/redis/client.js';
 import { RedisDocumentStore } from './store/redis/document-store.js';
 import { RedisAuditStore } from './store/redis/audit-store.js';
 import { RedisSlotStore } from './store/redis/slot-store.js';
@@ -111,10 +111,7 @@ async function openRedisStores(config: Config, logger: Logger): Promise<StoreAda
   const documents = await RedisDocumentStore.open(client, { prefix, onError: (err) => logger.warn({ err }, 'redis subscriber error') });
   const auditStore = new RedisAuditStore(client, { prefix });
   const slots = new RedisSlotStore({
-    client: {
-      scriptLoad: (source) => redisCall(client, () => client.scriptLoad(source)),
-      evalSha: (sha, options) => redisCall(client, () => client.evalSha(sha, options)),
-    },
+    client: boundedScriptClient(client),
     prefix,
     forwardingLimit: config.forwardingSlots,
     analyticsLimit: config.analyticsSlots,

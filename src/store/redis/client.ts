@@ -116,6 +116,17 @@ export async function redisCall<T>(client: RedisClient, operation: () => Promise
   }
 }
 
+/**
+ * Script calls bounded like every other call, for a store that manages its own scripts (the slot
+ * pools load their two-file forwarding script themselves).
+ */
+export function boundedScriptClient(client: RedisClient) {
+  return {
+    scriptLoad: (source: string) => redisCall(client, () => client.scriptLoad(source)),
+    evalSha: (sha: string, options: { keys: string[]; arguments: string[] }) => redisCall(client, () => client.evalSha(sha, options)),
+  };
+}
+
 /** The error Redis sends when a script's SHA is not in its cache (after a restart or SCRIPT FLUSH). */
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');
