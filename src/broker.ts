@@ -16,7 +16,7 @@ import { AnalyticsService } from './core/analytics-service.js';
 import { LeaseEffects } from './core/lease-effects.js';
 import { LocalEventBus, type EventBus } from './core/events.js';
 import { AccountsService } from './accounts/accounts-service.js';
-import { LoginThrottle } from './accounts/login-throttle.js';
+import { LoginThrottle, type LoginAttemptCounter } from './accounts/login-throttle.js';
 import { Authorizer } from './authz/authorizer.js';
 import { documentPolicyPersistence } from './authz/policy-persistence.js';
 import { MemoryDocumentStore } from './store/memory/document-store.js';
@@ -27,6 +27,7 @@ import { RedisDocumentStore } from './store/redis/document-store.js';
 import { RedisAuditStore } from './store/redis/audit-store.js';
 import { RedisSlotStore } from './store/redis/slot-store.js';
 import { RedisEventBus } from './store/redis/event-bus.js';
+import { RedisLoginAttemptCounter } from './store/redis/login-attempts.js';
 import { createMedia } from './media/create-media.js';
 
 export interface Secrets {
@@ -74,6 +75,8 @@ interface StoreAdapters {
   slots: SlotStore;
   /** Live events: in-process for the embedded store, fanned out through Redis pub/sub otherwise. */
   events: EventBus;
+  /** Failed-login counters shared by all brokers (Redis); in-process when absent. */
+  loginCounters?: { byUsername: LoginAttemptCounter; byAddress: LoginAttemptCounter };
   ready(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -123,6 +126,10 @@ async function openRedisStores(config: Config, logger: Logger): Promise<StoreAda
     auditStore,
     slots,
     events,
+    loginCounters: {
+      byUsername: new RedisLoginAttemptCounter(client, `${prefix}:login:user`),
+      byAddress: new RedisLoginAttemptCounter(client, `${prefix}:login:addr`),
+    },
     ready: async () => (await redisCall(client, () => client.ping())) === 'PONG',
     close: async () => {
       await events.close();
@@ -172,6 +179,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
       maxFailuresPerAddress: config.loginMaxFailuresPerAddress,
       windowSeconds: config.loginFailureWindowSeconds,
       failureDelayMs: config.loginFailureDelayMs,
+      counters: stores.loginCounters,
     }),
     tokenSecret: secrets.token,
     tokenTtlSeconds: config.tokenTtlSeconds,
