@@ -13,6 +13,7 @@ import { AuditService } from './core/audit-service.js';
 import { CatalogService } from './core/catalog-service.js';
 import { StreamService } from './core/stream-service.js';
 import { AnalyticsService } from './core/analytics-service.js';
+import { reservationOfStreamKey } from './core/stream-keys.js';
 import { LeaseEffects } from './core/lease-effects.js';
 import { LocalEventBus, type EventBus } from './core/events.js';
 import { AccountsService } from './accounts/accounts-service.js';
@@ -209,10 +210,13 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
   const analytics = new AnalyticsService({ slots, media, access, audit, catalog, agencies, effects });
 
   accounts.onRevocation(async (principalId, actor) => effects.apply(await slots.endAllOf(principalId, 'revoked'), actor));
-  media.onForwardFailed((channelId, fence) => {
-    slots.failForward(channelId, fence).then(
-      (events) => effects.apply(events),
-      (err: unknown) => logger.error({ err, channelId }, 'could not end the sessions of a failed forward'),
+  media.onForwardFailed((streamKey, fence) => {
+    // A stream is a channel's forward, or one analytics reservation's own relay.
+    const reservationId = reservationOfStreamKey(streamKey);
+    const ended = reservationId ? slots.endReservation(reservationId, 'source-failed') : slots.failForward(streamKey, fence);
+    ended.then(
+      (events) => (events ? effects.apply(events) : undefined),
+      (err: unknown) => logger.error({ err, streamKey }, 'could not end what a failed relay carried'),
     );
   });
 

@@ -3,14 +3,15 @@
  * that asked, its agency and its task. They use no forwarding slot.
  * @see ../shared/API.md "Analytics", "Capacity"
  */
-import type { Principal } from './model.js';
-import type { AccessControl, MediaControl, ReservationLease, SlotStore } from './ports.js';
+import type { Channel, Principal } from './model.js';
+import { SourceUnavailableError, type AccessControl, type MediaControl, type ReservationLease, type SlotStore } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import type { CatalogService } from './catalog-service.js';
 import type { LeaseEffects } from './lease-effects.js';
 import type { AgencyLookup } from './stream-service.js';
 import { actorOf } from './stream-service.js';
 import { DomainError, notFound } from './errors.js';
+import { analyticsStreamKey } from './stream-keys.js';
 import { newId } from './ids.js';
 
 export interface ReservationView {
@@ -25,6 +26,7 @@ export interface ReservationView {
 }
 
 export const DEFAULT_RESERVATION_TTL_SECONDS = 300;
+
 
 export class AnalyticsService {
   constructor(
@@ -70,6 +72,23 @@ export class AnalyticsService {
       });
     }
     const reservation = result.reservation;
+    try {
+      await this.startRelay(channel, reservation);
+    } catch (err) {
+      if (!(err instanceof SourceUnavailableError)) throw err;
+      // No slot is kept for a source that sent nothing.
+      await this.o.slots.endReservation(reservation.id, 'source-failed').catch(() => null);
+      await this.o.audit.record({
+        actor: actorOf(principal),
+        action: 'analytics.deny',
+        target: `channel:${channel.id}`,
+        outcome: 'error',
+        reason: 'source-unavailable',
+        purpose: input.task,
+        details: { channelId: channel.id, agencyId: principal.agencyId },
+      });
+      throw new DomainError('SOURCE_UNAVAILABLE', 504, `channel ${channel.id} sent no video in time`);
+    }
     try {
       await this.o.audit.record({
         actor: actorOf(principal),
@@ -143,8 +162,21 @@ export class AnalyticsService {
     return reservation;
   }
 
+  /**
+   * A reservation gets its own relay on the media plane, under its own stream key, so it takes no
+   * forwarding slot and its fencing (from the analytics pool) never meets a forward's.
+   */
+  private async startRelay(channel: Channel, reservation: ReservationLease): Promise<void> {
+    await this.o.media.startForward({
+      channelId: analyticsStreamKey(reservation),
+      network: channel.network,
+      sourceUrl: channel.sourceUrl ?? '',
+      fence: reservation.fence,
+    });
+  }
+
   private async view(r: ReservationLease): Promise<ReservationView> {
-    const urls = await this.o.media.playUrls({ sessionId: r.id, channelId: r.channelId, fence: r.fence, expiresAt: r.expiresAt });
+    const urls = await this.o.media.playUrls({ sessionId: r.id, channelId: analyticsStreamKey(r), fence: r.fence, expiresAt: r.expiresAt });
     return {
       id: r.id,
       channelId: r.channelId,

@@ -8,6 +8,7 @@ import type { EndReason, Principal } from './model.js';
 import type { MediaControl, SlotEvents, SlotStore } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import type { EventBus } from './events.js';
+import { analyticsStreamKey } from './stream-keys.js';
 
 const STREAM_END_ACTION: Record<EndReason, string> = {
   released: 'stream.release',
@@ -71,7 +72,9 @@ export class LeaseEffects {
     }
     for (const { reservation, reason } of events.endedReservations ?? []) {
       changed = true;
-      this.media(() => this.o.media.disconnectSession(reservation.id, reservation.channelId), 'disconnect analytics player');
+      const streamKey = analyticsStreamKey(reservation);
+      this.media(() => this.o.media.disconnectSession(reservation.id, streamKey), 'disconnect analytics player');
+      this.media(() => this.o.media.stopForward(streamKey, reservation.fence), 'stop analytics relay');
       await this.o.audit.record({
         actor: by,
         action: RESERVATION_END_ACTION[reason],
