@@ -12,6 +12,7 @@ import type { AgencyLookup } from './stream-service.js';
 import { actorOf } from './stream-service.js';
 import { DomainError, notFound } from './errors.js';
 import { analyticsStreamKey } from './stream-keys.js';
+import { sourceUnavailable } from './source-unavailable.js';
 import { newId } from './ids.js';
 
 export interface ReservationView {
@@ -78,16 +79,7 @@ export class AnalyticsService {
       if (!(err instanceof SourceUnavailableError)) throw err;
       // No slot is kept for a source that sent nothing.
       await this.o.slots.endReservation(reservation.id, 'source-failed').catch(() => null);
-      await this.o.audit.record({
-        actor: actorOf(principal),
-        action: 'analytics.deny',
-        target: `channel:${channel.id}`,
-        outcome: 'error',
-        reason: 'source-unavailable',
-        purpose: input.task,
-        details: { channelId: channel.id, agencyId: principal.agencyId },
-      });
-      throw new DomainError('SOURCE_UNAVAILABLE', 504, `channel ${channel.id} sent no video in time`);
+      throw await sourceUnavailable(this.o.audit, principal, { action: 'analytics.deny', channelId: channel.id, purpose: input.task });
     }
     try {
       await this.o.audit.record({

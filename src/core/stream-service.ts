@@ -13,6 +13,7 @@ import type { EventBus } from './events.js';
 import type { LeaseEffects } from './lease-effects.js';
 import { DomainError, forbidden, notFound } from './errors.js';
 import { newId } from './ids.js';
+import { sourceUnavailable } from './source-unavailable.js';
 
 export interface AgencyLookup {
   agency(id: string): { quotas: { forwarding: number; analytics: number }; canPreempt: boolean } | undefined;
@@ -217,16 +218,7 @@ export class StreamService {
       if (!(err instanceof SourceUnavailableError)) throw err;
       // No slot is kept for a source that sent nothing: the forward and its sessions end now.
       await this.o.effects.apply(await this.o.slots.failForward(channel.id, session.fence));
-      await this.o.audit.record({
-        actor: actorOf(principal),
-        action: 'stream.deny',
-        target: `channel:${channel.id}`,
-        outcome: 'error',
-        reason: 'source-unavailable',
-        purpose: input.purpose,
-        details: { channelId: channel.id, agencyId: principal.agencyId },
-      });
-      throw new DomainError('SOURCE_UNAVAILABLE', 504, `channel ${channel.id} sent no video in time`);
+      throw await sourceUnavailable(this.o.audit, principal, { action: 'stream.deny', channelId: channel.id, purpose: input.purpose });
     }
   }
 
