@@ -9,6 +9,7 @@
  * New ids would shift every ordinal, so single inserts wait in a small sorted `pending` list that queries check
  * directly; the indexes are rebuilt once it fills up (and after every bulk upsert).
  */
+import { decodeCursor, encodeCursor } from './cursor.js';
 import { OrdinalMarks, PostingList } from './catalog-postings.js';
 import { SpatialGrid } from './catalog-grid.js';
 import { NameIndex, foldName } from './catalog-name-index.js';
@@ -54,7 +55,6 @@ function storedCopy(channel: Channel): Channel {
   return Object.freeze(copy);
 }
 
-export const encodeCursor = (lastId: string) => Buffer.from(lastId, 'utf8').toString('base64url');
 
 /** Distinct box/text queries whose totals are remembered (oldest forgotten first). */
 const MAX_CACHED_TOTALS = 4096;
@@ -65,8 +65,8 @@ function totalKey(filter: Filter): string {
   return `${filter.pairs}|${filter.statuses}|${districts}|${filter.bbox?.join(',') ?? ''}|${filter.q ?? ''}`;
 }
 
-function decodeCursor(cursor: string): string {
-  const lastId = Buffer.from(cursor, 'base64url').toString('utf8');
+function lastIdOf(cursor: string): string {
+  const lastId = decodeCursor(cursor);
   if (!/^[0-9]{20}$/.test(lastId) || encodeCursor(lastId) !== cursor) throw badRequest('invalid cursor');
   return lastId;
 }
@@ -171,7 +171,7 @@ export class CatalogIndex {
     if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_LIMIT) {
       throw badRequest(`limit is 1 to ${MAX_LIMIT}`);
     }
-    const lastId = query.cursor === undefined ? null : decodeCursor(query.cursor);
+    const lastId = query.cursor === undefined ? null : lastIdOf(query.cursor);
     const filter = compileFilter(this.view, query);
     if (!filter) return { items: [], total: 0, nextCursor: null };
     const from = lastId === null ? 0 : upperBoundById(this.view.channels, lastId);

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { CatalogIndex, encodeCursor, type CatalogQuery } from '../../src/core/catalog-index.js';
+import { CatalogIndex, type CatalogQuery } from '../../src/core/catalog-index.js';
+import { encodeCursor } from '../../src/core/cursor.js';
 import { generateDemoCatalog, mulberry32 } from '../../src/core/demo-catalog.js';
 import { DomainError } from '../../src/core/errors.js';
 import { GUANGZHOU_DISTRICTS } from '../../src/core/gb-code.js';
