@@ -1,7 +1,7 @@
 /** Configuration is validated at boot: a bad value stops the process with a message naming it. */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { ConfigError, envName, loadConfig } from '../src/config.js';
+import { runScript } from './helper.js';
 
 t.test('defaults follow API.md', async (t) => {
   const config = loadConfig({});
@@ -33,13 +33,7 @@ t.test('bad values are refused with the setting named', async (t) => {
 });
 
 t.test('the process stops at boot on a bad value, naming it', async (t) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, BROKER_LEASE_TTL_SECONDS: '-5', BROKER_DATA_DIR: '/nonexistent' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const code = await new Promise((resolve) => child.on('exit', resolve));
+  const { code, stderr } = await runScript('src/main.ts', [], { ...process.env, BROKER_LEASE_TTL_SECONDS: '-5', BROKER_DATA_DIR: '/nonexistent' });
   t.equal(code, 78, 'EX_CONFIG');
   t.match(stderr, /leaseTtlSeconds \(BROKER_LEASE_TTL_SECONDS\)/);
 });

@@ -7,6 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createClient } from 'redis';
 import { loadConfig, type Config } from '../src/config.js';
@@ -124,4 +126,23 @@ export async function until(t: Test, what: string, check: () => Promise<boolean>
     await new Promise((r) => setTimeout(r, 50));
   }
   t.fail(`timed out waiting for: ${what}`);
+}
+
+const projectRoot = fileURLToPath(new URL('..', import.meta.url));
+
+/** Runs a TypeScript entry point of the project (`src/cli/…`, `src/main.ts`) to its end, with its output. */
+export function runScript(
+  script: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -1,23 +1,11 @@
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { runScript } from '../helper.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AUDIT_FILE, MemoryAuditStore } from '../../src/store/memory/audit-store.js';
 import { auditDraft } from '../store/audit-store-conformance.js';
 
-const cli = fileURLToPath(new URL('../../src/cli/audit-verify.ts', import.meta.url));
-
-async function runCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = await once(child, 'exit');
-  return { code: code as number | null, stdout, stderr };
-}
+const runCli = (...args: string[]) => runScript('src/cli/audit-verify.ts', args);
 
 async function dataDirWith(t: Test, entries: number): Promise<string> {
   const dir = t.testdir();

@@ -1,22 +1,12 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCsv, parseNdjson, type ImportRecord } from '../../src/core/channel-import.js';
 import { generateDemoCatalog } from '../../src/core/demo-catalog.js';
+import { runScript } from '../helper.js';
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/gen-catalog.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runScript('src/cli/gen-catalog.ts', args);
 
 async function collect(records: AsyncIterable<ImportRecord>): Promise<ImportRecord[]> {
   const all: ImportRecord[] = [];

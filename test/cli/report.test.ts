@@ -3,27 +3,15 @@
  * report as GET /reports/usage, as an aligned table or CSV; usage errors exit 2.
  */
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { runScript } from '../helper.js';
 import type { AuditDraft } from '../../src/core/model.js';
 import type { AuditStore } from '../../src/core/ports.js';
 import { MemoryAuditStore } from '../../src/store/memory/audit-store.js';
 import { RedisAuditStore } from '../../src/store/redis/audit-store.js';
 import { connectTestRedis, REDIS_URL, testPrefix } from '../store/redis/harness.js';
 
-const cli = fileURLToPath(new URL('../../src/cli/report.ts', import.meta.url));
+const runCli = (...args: string[]) => runScript('src/cli/report.ts', args);
 const month = new Date().toISOString().slice(0, 7);
-
-async function runCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = await once(child, 'exit');
-  return { code: code as number | null, stdout, stderr };
-}
 
 const actor = (agencyId: string) => ({ id: `u-${agencyId}`, role: 'operator' as const, agencyId });
 const scenario: AuditDraft[] = [

@@ -3,10 +3,9 @@
  * line number and reason, good lines land; and the `npm run import` tool against a live broker.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { auth, buildTestBroker, makeTempDir } from '../helper.js';
+import { auth, buildTestBroker, makeTempDir, runScript } from '../helper.js';
 import { makeChannel } from '../fixtures.js';
 
 const importBody = (app: Awaited<ReturnType<typeof buildTestBroker>>['app'], token: string, type: string, payload: string) =>
@@ -83,14 +82,10 @@ t.test('npm run import sends a file to a live broker and reports per line', asyn
   const dir = await makeTempDir(t);
   const file = join(dir, 'channels.ndjson');
   await writeFile(file, [JSON.stringify(makeChannel(1, 1, 'video')), 'garbage', JSON.stringify(makeChannel(2, 2, 'gov'))].join('\n') + '\n');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/import.ts', file, '--url', `http://127.0.0.1:${port}`], {
-    env: { ...process.env, BROKER_ADMIN_PASSWORD: tb.adminPassword },
+  const { code, stdout: out, stderr: err } = await runScript('src/cli/import.ts', [file, '--url', `http://127.0.0.1:${port}`], {
+    ...process.env,
+    BROKER_ADMIN_PASSWORD: tb.adminPassword,
   });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const code = await new Promise((resolve) => child.on('exit', resolve));
   t.equal(code, 1, 'exit 1 when lines were rejected');
   t.match(out, /line 2: BAD_REQUEST/);
   t.match(out, /2 created, 0 updated, 1 rejected/);
