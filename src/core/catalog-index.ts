@@ -334,7 +334,7 @@ export class CatalogIndex {
     this.view.foldedNames = new Map();
     for (const counts of this.view.counters) counts.fill(0);
     for (let d = 0; d < this.view.districtLists.length; d++) this.view.districtLists[d] = new PostingList();
-    const foldedAll: string[] = new Array(n);
+    const foldedAll = new Array<string>(n);
     for (let ord = 0; ord < n; ord++) {
       const channel = all[ord];
       const pair = pairOf(channel);

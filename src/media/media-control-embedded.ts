@@ -88,7 +88,10 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
   const poller = setInterval(() => {
     if (polling || !child.up) return;
     polling = true;
-    watch.poll().finally(() => (polling = false));
+    watch
+      .poll()
+      .catch((err: unknown) => log.error({ err }, 'media node poll failed'))
+      .finally(() => (polling = false));
   }, options.pollIntervalMs ?? 1000);
   poller.unref();
 

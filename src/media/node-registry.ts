@@ -66,7 +66,7 @@ export async function startRegistration(
     await redis.sAdd(keys.nodes, registration.id);
   };
   await beat();
-  const timer = setInterval(() => beat().catch(onError), HEARTBEAT_MS);
+  const timer = setInterval(() => void beat().catch(onError), HEARTBEAT_MS);
   return {
     async stop() {
       clearInterval(timer);

@@ -142,7 +142,7 @@ export function playHttpFlv(url: string): Promise<HttpPlay> {
         if (received.length < 3) received = Buffer.concat([received, chunk]).subarray(0, 3);
         if (received.length >= 3) gotFirst(received);
       });
-      closed.then(() => gotFirst(received));
+      void closed.then(() => gotFirst(received));
       resolve({ status: res.statusCode ?? 0, firstBytes, closed, destroy: () => req.destroy() });
     });
     req.once('error', reject);
@@ -163,7 +163,7 @@ export function playWsFlv(url: string): WsPlay {
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
   const firstMessage = new Promise<Buffer>((resolve) => {
     ws.once('message', (data) => resolve(Buffer.from(data as Buffer)));
-    closed.then(() => resolve(Buffer.alloc(0)));
+    void closed.then(() => resolve(Buffer.alloc(0)));
   });
   return { firstMessage, closed, close: () => ws.terminate() };
 }

@@ -46,7 +46,7 @@ class CollectionState {
     keys.push([index, key]);
     this.keysOf.set(id, keys);
     let byKey = this.holders.get(index);
-    if (!byKey) this.holders.set(index, (byKey = new Map()));
+    if (!byKey) this.holders.set(index, (byKey = new Map<string, string>()));
     byKey.set(key, id);
   }
 
