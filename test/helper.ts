@@ -118,14 +118,18 @@ export async function buildTestBroker(
   return { app, broker, config, dataDir, adminPassword, adminToken, login, agency };
 }
 
-/** Polls `check` until it holds; fails the test (never hangs) when the deadline passes. */
-export async function until(t: Test, what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+/**
+ * Polls `check` until it holds; throws (failing the test, never hanging) when the deadline passes.
+ * The one way tests wait: on a condition, never on a fixed sleep that decides an outcome. A check that
+ * throws fails at once; wrap calls that may fail while a peer comes up (`.catch(() => false)`).
+ */
+export async function until(_t: Test, what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  for (;;) {
     if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  t.fail(`timed out waiting for: ${what}`);
 }
 
 const projectRoot = fileURLToPath(new URL('..', import.meta.url));

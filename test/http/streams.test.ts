@@ -121,12 +121,19 @@ for (const store of STORES) {
     const holder = await open(tb.app, a.adminToken, { channelId: channels[0]!.id });
     t.equal(holder.statusCode, 201);
     const order: string[] = [];
+    const queued = async () => (await tb.app.inject({ url: '/api/v1/capacity', headers: auth(tb.adminToken) })).json().forwarding.queued as number;
+    // Each request joins the queue before the next is sent, so their arrival order is known.
+    const enqueue = async (name: string, body: Record<string, unknown>) => {
+      const before = await queued();
+      const answer = open(tb.app, a.operatorToken, { ...body, waitSeconds: 10 }).then((r) => (order.push(name), r));
+      await until(t, `${name} queued`, async () => (await queued()) === before + 1);
+      return { answer }; // wrapped: an async function returning the promise itself would wait for it
+    };
     const waiting = [
-      open(tb.app, a.operatorToken, { channelId: channels[1]!.id, waitSeconds: 10 }).then((r) => (order.push('normal-1'), r)),
-      new Promise((r) => setTimeout(r, 100)).then(() => open(tb.app, a.operatorToken, { channelId: channels[2]!.id, waitSeconds: 10 }).then((r) => (order.push('normal-2'), r))),
-      new Promise((r) => setTimeout(r, 200)).then(() => open(tb.app, a.operatorToken, { channelId: channels[3]!.id, waitSeconds: 10, priority: 'urgent' }).then((r) => (order.push('urgent'), r))),
+      (await enqueue('normal-1', { channelId: channels[1]!.id })).answer,
+      (await enqueue('normal-2', { channelId: channels[2]!.id })).answer,
+      (await enqueue('urgent', { channelId: channels[3]!.id, priority: 'urgent' })).answer,
     ];
-    await until(t, 'three queued', async () => (await tb.app.inject({ url: '/api/v1/capacity', headers: auth(tb.adminToken) })).json().forwarding.queued === 3);
     const arrival = await open(tb.app, a.adminToken, { channelId: channels[4]!.id });
     t.equal(arrival.statusCode, 503, 'a new arrival does not jump the queue');
 

@@ -6,7 +6,7 @@ import type { Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir } from '../helper.js';
+import { makeTempDir, until } from '../helper.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -25,16 +25,6 @@ export function freePort(): Promise<number> {
 /** A child killed by a signal has signalCode set and exitCode null. */
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 export interface PrivateRedis {
   port: number;
@@ -61,8 +51,14 @@ export async function privateRedis(t: Test): Promise<PrivateRedis> {
     port,
     url: `redis://127.0.0.1:${port}`,
     async start() {
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
-      await waitFor('redis-server', ping, 10_000);
+      const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+      child = server;
+      // The port was free a moment ago; another test may have taken it since. A PONG then comes from
+      // that test's server, and sharing it would mix two tests' keys: only our own live server counts.
+      await until(t, `redis-server on ${port}`, async () => {
+        if (exited(server)) throw new Error(`redis-server could not start on port ${port} (taken by another test?)`);
+        return (await ping()) && !exited(server);
+      }, 10_000);
     },
     async kill() {
       if (!child || exited(child)) return;
@@ -110,9 +106,9 @@ export async function startBroker(t: Test, env: Record<string, string>): Promise
       }),
   };
   t.teardown(() => broker.kill());
-  await waitFor(`broker on ${port}`, async () => {
+  await until(t, `broker on ${port}`, async () => {
     if (exited(child)) throw new Error(`broker exited: ${output}`);
-    return (await fetch(`${url}/healthz`)).ok;
+    return (await fetch(`${url}/healthz`).catch(() => undefined))?.ok === true;
   }, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}\n${output}`);
   });

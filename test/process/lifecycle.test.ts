@@ -5,7 +5,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { api, startBroker } from './helpers.js';
-import { makeTempDir } from '../helper.js';
+import { makeTempDir, until } from '../helper.js';
 import { makeChannel } from '../fixtures.js';
 
 t.test('acknowledged writes survive SIGKILL and restart (embedded store)', async (t) => {
@@ -45,7 +45,7 @@ t.test('SIGTERM drains: in-flight requests finish, the process exits 0', async (
   t.equal((await api(broker.url, 'POST', '/streams', admin, { channelId: channels[0]!.id, purpose: 'hold the slot' })).status, 201);
   // A request waiting in the queue is in flight when SIGTERM arrives.
   const inFlight = api(broker.url, 'POST', '/streams', admin, { channelId: channels[1]!.id, purpose: 'queued', waitSeconds: 2 });
-  await new Promise((r) => setTimeout(r, 300));
+  await until(t, 'the request to be queued', async () => (await api(broker.url, 'GET', '/capacity', admin)).body.forwarding.queued === 1);
   const exit = broker.kill('SIGTERM');
   const answer = await inFlight;
   t.equal(answer.status, 503, 'the in-flight request got its answer (its wait ran out)');

@@ -11,7 +11,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { Channel } from '../../src/core/model.js';
 import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulator } from '../../src/media/simulator.js';
-import { auth, buildTestBroker, makeTempDir } from '../helper.js';
+import { auth, buildTestBroker, makeTempDir, until } from '../helper.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENS = 'test-output/screens';
@@ -90,13 +90,6 @@ const screenshot = (page: Page, name: string) => page.screenshot({ path: `${SCRE
 /** Waits until the element's text matches (Playwright retries; no DOM types needed here). */
 const hasText = (page: Page, selector: string, text: string | RegExp) => page.locator(selector).filter({ hasText: text }).first().waitFor();
 
-async function until(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** Signs in from a fresh page load, so one failed step does not leave the next user signed in as someone else. */
 async function signIn(page: Page, base: string, username: string, password: string) {
@@ -172,7 +165,7 @@ t.test('operator, admin and platform admin work through the console', async (t) 
     const granted = (await session()).json();
     t.match(granted, { channelId: target.id, purpose: '路口拥堵巡查', priority: 'normal' }, 'the broker holds the session');
     // The lease is LEASE_TTL_SECONDS long: only the page's heartbeats keep it beyond that.
-    await until(async () => Date.parse((await session()).json().expiresAt) > Date.parse(granted.expiresAt), 'a heartbeat', 15_000);
+    await until(t, 'a heartbeat', async () => Date.parse((await session()).json().expiresAt) > Date.parse(granted.expiresAt), 15_000);
     await new Promise((resolve) => setTimeout(resolve, LEASE_TTL_SECONDS * 1000 + 500));
     t.equal((await session()).statusCode, 200, 'the heartbeating page keeps its session past the lease TTL');
 
@@ -194,7 +187,7 @@ t.test('operator, admin and platform admin work through the console', async (t) 
     await page.click('#stream-submit');
     const id = await (await page.waitForSelector('#players article[data-session-id]')).getAttribute('data-session-id');
     await page.goto('about:blank');
-    await until(async () => (await tb.app.inject({ url: `/api/v1/streams/${id}`, headers: auth(tb.adminToken) })).statusCode === 404, 'the keepalive release', 10_000);
+    await until(t, 'the keepalive release', async () => (await tb.app.inject({ url: `/api/v1/streams/${id}`, headers: auth(tb.adminToken) })).statusCode === 404, 10_000);
     const releases = await tb.app.inject({ url: '/api/v1/audit?action=stream.release', headers: auth(tb.adminToken) });
     t.ok(releases.json().items.some((entry: { target: string }) => entry.target.includes(id!)), 'released by the page, not expired');
   });
@@ -308,9 +301,9 @@ t.test('a requested stream plays in the page (embedded media plane, simulated ca
   // Playing means the clock of the <video> moves: once past zero, it must move on again.
   const video = page.locator('#players video');
   const currentTime = () => video.evaluate((element: { currentTime: number }) => element.currentTime);
-  await until(async () => (await currentTime()) > 0.2, 'the video to start', 30_000);
+  await until(t, 'the video to start', async () => (await currentTime()) > 0.2, 30_000);
   const started = await currentTime();
-  await until(async () => (await currentTime()) > started + 1, 'the video to keep playing', 30_000);
+  await until(t, 'the video to keep playing', async () => (await currentTime()) > started + 1, 30_000);
   t.pass(`the video plays (currentTime moved on from ${started.toFixed(2)} s)`);
   await screenshot(page, '11-video');
 

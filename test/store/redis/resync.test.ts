@@ -7,6 +7,7 @@ import { connectRedis } from '../../../src/store/redis/client.js';
 import { RedisDocumentStore } from '../../../src/store/redis/document-store.js';
 import type { DocumentChange } from '../../../src/core/ports.js';
 import { privateRedis } from '../../process/helpers.js';
+import { until } from '../../helper.js';
 
 t.test('a change missed while disconnected is heard after the reconnect', async (t) => {
   const redis = await privateRedis(t);
@@ -22,14 +23,17 @@ t.test('a change missed while disconnected is heard after the reconnect', async 
   // Another broker's write whose notice this one never got (written without the pub/sub message).
   const raw = await connectRedis({ url: redis.url, name: 'resync-writer', initialConnectAttempts: 2 });
   await raw.hSet('rs:doc:{users}', 'u_1', JSON.stringify({ id: 'u_1', username: 'wx.op', disabled: true }));
+  // A notified write after it: once its notice is heard, the silent write's would have been too (one channel, in order).
+  const other = await RedisDocumentStore.open(raw, { prefix: 'rs' });
+  await other.put('users', 'u_sentinel', { id: 'u_sentinel' });
+  await until(t, 'the notified write to be heard', () => heard.some((c) => c.id === 'u_sentinel'));
+  await other.close();
   await raw.close();
-  await new Promise((r) => setTimeout(r, 200));
-  t.same(heard, [], 'nothing heard: the notice was never sent');
+  t.notOk(heard.some((c) => c.id === 'u_1'), 'the silent write was not heard: its notice was never sent');
 
   await redis.kill();
   await redis.start();
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline && !heard.some((c) => c.id === 'u_1')) await new Promise((r) => setTimeout(r, 100));
+  await until(t, 'the silent write to be heard after the reconnect', () => heard.some((c) => c.id === 'u_1'), 15_000);
   const change = heard.find((c) => c.id === 'u_1');
   t.ok(change, 'heard after the reconnect');
   t.same(change?.doc, { id: 'u_1', username: 'wx.op', disabled: true });
