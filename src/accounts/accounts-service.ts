@@ -104,24 +104,11 @@ export class AccountsService {
   // ------------------------------------------------------------------ authentication
 
   async login(username: string, password: string, address: string): Promise<{ token: string; expiresAt: string; user: PublicUser }> {
-    const verdict = await this.opts.throttle.check(username, address);
-    if (!verdict.allowed) {
-      await this.auditLogin(username, 'denied', 'throttled');
-      throw rateLimited('too many failed logins, try again later', verdict.retryAfterSeconds);
-    }
-    const user = this.usersByName.get(username);
-    const ok = user ? await verifyPassword(password, user.passwordHash) : (await dummyVerify(), false);
-    if (!user || !ok) {
-      await this.auditLogin(username, 'denied', 'invalid-credentials', user);
-      // Counts the failure, then slows the answer (mediamtx's log_and_delay_error).
-      await this.opts.throttle.recordFailure(username, address);
-      throw unauthenticated('wrong username or password', 'INVALID_CREDENTIALS');
-    }
+    const user = await this.checkPassword(username, password, address, 'auth.login');
     if (user.disabled) {
       await this.auditLogin(username, 'denied', 'account-disabled', user);
       throw unauthenticated('this account is disabled', 'ACCOUNT_DISABLED');
     }
-    await this.opts.throttle.recordSuccess(username);
     const { token, expiresAt } = signToken(
       { sub: user.id, role: user.role, agencyId: user.agencyId, ver: user.tokenVersion },
       this.opts.tokenSecret,
@@ -129,6 +116,28 @@ export class AccountsService {
     );
     await this.auditLogin(username, 'ok', undefined, user);
     return { token, expiresAt, user: publicUser(user) };
+  }
+
+  /**
+   * The throttled password check of a login or a password change. The attempt is counted when it
+   * arrives (LoginThrottle): one refused there is answered 429 without the password being tried.
+   * A wrong password and an unknown user get the same answer, after the same work.
+   */
+  private async checkPassword(username: string, password: string, address: string, action: 'auth.login' | 'auth.password'): Promise<User> {
+    const attempt = await this.opts.throttle.arrive(username, address);
+    const user = this.usersByName.get(username);
+    if (!attempt.allowed) {
+      await this.auditLogin(username, 'denied', 'throttled', user, action);
+      throw rateLimited('too many failed attempts, try again later', attempt.retryAfterSeconds);
+    }
+    const ok = user ? await verifyPassword(password, user.passwordHash) : (await dummyVerify(), false);
+    if (!user || !ok) {
+      await this.auditLogin(username, 'denied', 'invalid-credentials', user, action);
+      await this.opts.throttle.failed(attempt);
+      throw unauthenticated('wrong username or password', 'INVALID_CREDENTIALS');
+    }
+    await this.opts.throttle.succeeded(attempt);
+    return user;
   }
 
   /** `Bearer <token>` for people, `ApiKey <key>` for services; null when no credentials were sent. */
@@ -371,10 +380,10 @@ export class AccountsService {
     else this.serviceAccountsByKey.set(sa.keyHash, sa);
   }
 
-  private async auditLogin(username: string, outcome: 'ok' | 'denied', reason?: string, user?: User) {
+  private async auditLogin(username: string, outcome: 'ok' | 'denied', reason?: string, user?: User, action: 'auth.login' | 'auth.password' = 'auth.login') {
     await this.opts.audit.record({
       actor: user ? { id: user.id, role: user.role, agencyId: user.agencyId } : { id: `unknown:${username.slice(0, 64)}`, role: 'system', agencyId: 'unknown' },
-      action: 'auth.login',
+      action,
       target: `user:${user?.id ?? 'unknown'}`,
       outcome,
       ...(reason && { reason }),
