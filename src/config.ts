@@ -43,6 +43,7 @@ export const ConfigSchema = Type.Object(
     bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 }),
     importBodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 512 * 1024 * 1024 }),
     tokenTtlSeconds: Seconds(60, 7 * 24 * 3600),
+    /** Attempts per (username, client address) pair in a window (API.md keeps the name `..._PER_USER`). */
     loginMaxFailuresPerUser: Type.Integer({ minimum: 1, maximum: 1000 }),
     loginMaxFailuresPerAddress: Type.Integer({ minimum: 1, maximum: 10000 }),
     loginFailureWindowSeconds: Seconds(1, 86400),
