@@ -131,18 +131,23 @@ export class MemoryLoginAttemptCounter implements LoginAttemptCounter {
     this.byUsername = new BoundedWindows(maxKeys, now);
   }
 
-  async count(keys: AttemptKeys, limits: AttemptLimits, windowMs: number): Promise<AttemptCount> {
+  count(keys: AttemptKeys, limits: AttemptLimits, windowMs: number): Promise<AttemptCount> {
+    return Promise.resolve(this.countNow(keys, limits, windowMs));
+  }
+
+  forgive(keys: AttemptKeys): Promise<void> {
+    this.byAddress.decrement(keys.address);
+    this.byPair.reset(keys.pair);
+    this.byUsername.reset(keys.username);
+    return Promise.resolve();
+  }
+
+  private countNow(keys: AttemptKeys, limits: AttemptLimits, windowMs: number): AttemptCount {
     const address = this.byAddress.increment(keys.address, windowMs);
     if (address.count > limits.address) return { address, pair: null, username: null };
     const pair = this.byPair.increment(keys.pair, windowMs);
     if (pair.count > limits.pair) return { address, pair, username: null };
     return { address, pair, username: this.byUsername.increment(keys.username, windowMs) };
-  }
-
-  async forgive(keys: AttemptKeys): Promise<void> {
-    this.byAddress.decrement(keys.address);
-    this.byPair.reset(keys.pair);
-    this.byUsername.reset(keys.username);
   }
 }
 
