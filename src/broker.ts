@@ -77,7 +77,7 @@ interface StoreAdapters {
   /** Live events: in-process for the embedded store, fanned out through Redis pub/sub otherwise. */
   events: EventBus;
   /** Failed-login counters shared by all brokers (Redis); in-process when absent. */
-  loginCounters?: { byUsername: LoginAttemptCounter; byAddress: LoginAttemptCounter };
+  loginCounter?: LoginAttemptCounter;
   ready(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -127,10 +127,7 @@ async function openRedisStores(config: Config, logger: Logger): Promise<StoreAda
     auditStore,
     slots,
     events,
-    loginCounters: {
-      byUsername: new RedisLoginAttemptCounter(client, `${prefix}:login:user`),
-      byAddress: new RedisLoginAttemptCounter(client, `${prefix}:login:addr`),
-    },
+    loginCounter: new RedisLoginAttemptCounter(client, `${prefix}:login`),
     ready: async () => (await redisCall(client, () => client.ping())) === 'PONG',
     close: async () => {
       await events.close();
@@ -176,11 +173,12 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     access,
     audit,
     throttle: new LoginThrottle({
-      maxFailuresPerUsername: config.loginMaxFailuresPerUser,
+      maxFailuresPerPair: config.loginMaxFailuresPerUser,
       maxFailuresPerAddress: config.loginMaxFailuresPerAddress,
       windowSeconds: config.loginFailureWindowSeconds,
       failureDelayMs: config.loginFailureDelayMs,
-      counters: stores.loginCounters,
+      maxFailureDelayMs: config.loginMaxFailureDelayMs,
+      counter: stores.loginCounter,
     }),
     tokenSecret: secrets.token,
     tokenTtlSeconds: config.tokenTtlSeconds,

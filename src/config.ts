@@ -43,14 +43,19 @@ export const ConfigSchema = Type.Object(
     bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 }),
     importBodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 512 * 1024 * 1024 }),
     tokenTtlSeconds: Seconds(60, 7 * 24 * 3600),
+    /** Attempts per (username, client address) pair in a window (API.md keeps the name `..._PER_USER`). */
     loginMaxFailuresPerUser: Type.Integer({ minimum: 1, maximum: 1000 }),
     loginMaxFailuresPerAddress: Type.Integer({ minimum: 1, maximum: 10000 }),
     loginFailureWindowSeconds: Seconds(1, 86400),
     loginFailureDelayMs: Type.Integer({ minimum: 0, maximum: 5000 }),
+    /** Cap of the growing delay on a username guessed from many addresses (it slows, never locks). */
+    loginMaxFailureDelayMs: Type.Integer({ minimum: 0, maximum: 60000 }),
     sweepIntervalMs: Type.Integer({ minimum: 50, maximum: 5000 }),
     wsMaxPayloadBytes: Type.Integer({ minimum: 256, maximum: 1048576 }),
     wsMaxConnectionsPerToken: Type.Integer({ minimum: 1, maximum: 100 }),
     wsMaxBufferedBytes: Type.Integer({ minimum: 4096, maximum: 64 * 1048576 }),
+    /** How often each events socket's credentials are checked again (API.md: closed 4401 "within a few seconds"). */
+    wsAuthRecheckSeconds: Seconds(1, 10),
     shutdownGraceSeconds: Seconds(1, 300),
   },
   { additionalProperties: false },

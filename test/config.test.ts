@@ -25,6 +25,9 @@ t.test('bad values are refused with the setting named', async (t) => {
     [{ BROKER_REDIS_URL: 'http://x' }, /redisUrl \(BROKER_REDIS_URL\)/],
     [{ BROKER_ADMIN_PASSWORD: 'short' }, /adminPassword \(BROKER_ADMIN_PASSWORD\)/],
     [{ BROKER_FORWARDING_SLOT: '10' }, /unknown setting BROKER_FORWARDING_SLOT/],
+    [{ BROKER_WS_AUTH_RECHECK_SECONDS: '0' }, /wsAuthRecheckSeconds \(BROKER_WS_AUTH_RECHECK_SECONDS\)/],
+    [{ BROKER_WS_AUTH_RECHECK_SECONDS: '60' }, /wsAuthRecheckSeconds \(BROKER_WS_AUTH_RECHECK_SECONDS\)/],
+    [{ BROKER_LOGIN_MAX_FAILURE_DELAY_MS: '-1' }, /loginMaxFailureDelayMs \(BROKER_LOGIN_MAX_FAILURE_DELAY_MS\)/],
   ];
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), ConfigError, Object.keys(env)[0]);

@@ -17,10 +17,10 @@ import type { LoginThrottle } from './login-throttle.js';
 export const PLATFORM_AGENCY = 'platform';
 export const BOOTSTRAP_ADMIN = 'admin';
 
-export type PublicUser = Omit<User, 'passwordHash' | 'tokenVersion'>;
+export type PublicUser = Omit<User, 'passwordHash' | 'tokenVersion' | 'keptToken'>;
 export type PublicServiceAccount = Omit<ServiceAccount, 'keyHash'>;
 
-export const publicUser = ({ passwordHash: _h, tokenVersion: _v, ...user }: User): PublicUser => user;
+export const publicUser = ({ passwordHash: _h, tokenVersion: _v, keptToken: _k, ...user }: User): PublicUser => user;
 export const publicServiceAccount = ({ keyHash: _k, ...sa }: ServiceAccount): PublicServiceAccount => sa;
 
 export interface AgencyInput {
@@ -104,24 +104,11 @@ export class AccountsService {
   // ------------------------------------------------------------------ authentication
 
   async login(username: string, password: string, address: string): Promise<{ token: string; expiresAt: string; user: PublicUser }> {
-    const verdict = await this.opts.throttle.check(username, address);
-    if (!verdict.allowed) {
-      await this.auditLogin(username, 'denied', 'throttled');
-      throw rateLimited('too many failed logins, try again later', verdict.retryAfterSeconds);
-    }
-    const user = this.usersByName.get(username);
-    const ok = user ? await verifyPassword(password, user.passwordHash) : (await dummyVerify(), false);
-    if (!user || !ok) {
-      await this.auditLogin(username, 'denied', 'invalid-credentials', user);
-      // Counts the failure, then slows the answer (mediamtx's log_and_delay_error).
-      await this.opts.throttle.recordFailure(username, address);
-      throw unauthenticated('wrong username or password', 'INVALID_CREDENTIALS');
-    }
+    const user = await this.checkPassword(username, password, address, 'auth.login');
     if (user.disabled) {
       await this.auditLogin(username, 'denied', 'account-disabled', user);
       throw unauthenticated('this account is disabled', 'ACCOUNT_DISABLED');
     }
-    await this.opts.throttle.recordSuccess(username);
     const { token, expiresAt } = signToken(
       { sub: user.id, role: user.role, agencyId: user.agencyId, ver: user.tokenVersion },
       this.opts.tokenSecret,
@@ -129,6 +116,28 @@ export class AccountsService {
     );
     await this.auditLogin(username, 'ok', undefined, user);
     return { token, expiresAt, user: publicUser(user) };
+  }
+
+  /**
+   * The throttled password check of a login or a password change. The attempt is counted when it
+   * arrives (LoginThrottle): one refused there is answered 429 without the password being tried.
+   * A wrong password and an unknown user get the same answer, after the same work.
+   */
+  private async checkPassword(username: string, password: string, address: string, action: 'auth.login' | 'auth.password'): Promise<User> {
+    const attempt = await this.opts.throttle.arrive(username, address);
+    const user = this.usersByName.get(username);
+    if (!attempt.allowed) {
+      await this.auditLogin(username, 'denied', 'throttled', user, action);
+      throw rateLimited('too many failed attempts, try again later', attempt.retryAfterSeconds);
+    }
+    const ok = user ? await verifyPassword(password, user.passwordHash) : (await dummyVerify(), false);
+    if (!user || !ok) {
+      await this.auditLogin(username, 'denied', 'invalid-credentials', user, action);
+      await this.opts.throttle.failed(attempt);
+      throw unauthenticated('wrong username or password', 'INVALID_CREDENTIALS');
+    }
+    await this.opts.throttle.succeeded(attempt);
+    return user;
   }
 
   /** `Bearer <token>` for people, `ApiKey <key>` for services; null when no credentials were sent. */
@@ -145,9 +154,35 @@ export class AccountsService {
   authenticateToken(token: string): Principal {
     const claims = verifyToken(token, this.opts.tokenSecret);
     const user = this.users.get(claims.sub);
-    if (!user || user.tokenVersion !== claims.ver) throw unauthenticated('token no longer valid');
+    const kept = user?.keptToken?.jti === claims.jti && user.keptToken.version === user.tokenVersion;
+    if (!user || (user.tokenVersion !== claims.ver && !kept)) throw unauthenticated('token no longer valid');
     if (user.disabled) throw unauthenticated('this account is disabled', 'ACCOUNT_DISABLED');
     return { kind: 'user', id: user.id, name: user.username, role: user.role, agencyId: user.agencyId };
+  }
+
+  /**
+   * POST /auth/password: a person changes their own password, proving the current one (throttled
+   * and counted like a login, so a stolen token cannot be used to guess it). Every other token of
+   * theirs ends (their events sockets close 4401 at the next re-check); the token that asked keeps
+   * working, so the console that did it stays signed in. Live sessions are not ended: the person is
+   * the same, only other devices are signed out.
+   * @see ../shared/API.md "Authentication"
+   */
+  async changeOwnPassword(principal: Principal, token: string, currentPassword: string, newPassword: string, address: string): Promise<void> {
+    if (principal.kind !== 'user') throw forbidden('a service account has no password');
+    const user = this.users.get(principal.id);
+    if (!user) throw notFound('user');
+    await this.checkPassword(user.username, currentPassword, address, 'auth.password');
+    const passwordHash = await hashPassword(newPassword);
+    // Re-read after the awaits: the token may have ended meanwhile (disabled, reset by an admin).
+    this.authenticateToken(token);
+    const { jti } = verifyToken(token, this.opts.tokenSecret);
+    const latest = this.users.get(user.id)!;
+    const tokenVersion = latest.tokenVersion + 1;
+    const next: User = { ...latest, passwordHash, tokenVersion, keptToken: { jti, version: tokenVersion } };
+    await this.opts.store.put('users', next.id, next);
+    this.cacheUser(next);
+    await this.auditChange(principal, 'auth.password', `user:${user.id}`, user.agencyId, { otherTokensEnded: true });
   }
 
   // ------------------------------------------------------------------ agencies
@@ -261,6 +296,12 @@ export class AccountsService {
     if (!current) throw notFound('user');
     this.opts.access.assert(principal, 'user:write', { agencyId: current.agencyId });
     if (current.role === 'platform-admin' && principal.role !== 'platform-admin') throw notFound('user');
+    // An agency admin manages its operators; a peer admin (or itself) only a platform-admin may
+    // change, else one admin could take over or lock out another (issue 8, point 14). People change
+    // their own password through POST /auth/password.
+    if (principal.role !== 'platform-admin' && current.role !== 'operator') {
+      throw forbidden(userId === principal.id ? 'change your own password with POST /auth/password' : 'only a platform administrator may change an administrator');
+    }
     if (patch.role && current.role === 'platform-admin') throw forbidden('the platform administrator keeps its role');
     if (patch.disabled && userId === principal.id) throw forbidden('you cannot disable yourself');
     const credentialsChanged = patch.password !== undefined || (patch.disabled === true && !current.disabled) || (patch.role !== undefined && patch.role !== current.role);
@@ -371,10 +412,10 @@ export class AccountsService {
     else this.serviceAccountsByKey.set(sa.keyHash, sa);
   }
 
-  private async auditLogin(username: string, outcome: 'ok' | 'denied', reason?: string, user?: User) {
+  private async auditLogin(username: string, outcome: 'ok' | 'denied', reason?: string, user?: User, action: 'auth.login' | 'auth.password' = 'auth.login') {
     await this.opts.audit.record({
       actor: user ? { id: user.id, role: user.role, agencyId: user.agencyId } : { id: `unknown:${username.slice(0, 64)}`, role: 'system', agencyId: 'unknown' },
-      action: 'auth.login',
+      action,
       target: `user:${user?.id ?? 'unknown'}`,
       outcome,
       ...(reason && { reason }),

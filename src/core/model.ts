@@ -66,6 +66,11 @@ export interface User {
   passwordHash: string;
   /** Internal: bumped on password change / disable so older tokens stop working. */
   tokenVersion: number;
+  /**
+   * Internal: the token (by its `jti`) that changed its owner's password survives that change, and
+   * only while `tokenVersion` is still `version`: any later change ends it like the others.
+   */
+  keptToken?: { jti: string; version: number };
 }
 
 export interface ServiceAccount {

@@ -14,7 +14,7 @@ t.test('login: same answer for unknown user and wrong password, audited', async 
   t.equal(wrong.json().error.code, 'INVALID_CREDENTIALS');
 });
 
-t.test('failed logins are throttled per username, then per address', async (t) => {
+t.test('failed logins are throttled per (username, address), then per address', async (t) => {
   const { app, adminPassword, config } = await buildTestBroker(t);
   const attempt = (username: string, password: string, ip = '10.0.0.1') =>
     app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password }, remoteAddress: ip });

@@ -6,16 +6,22 @@
  * Limits, all from config: per-token connection cap (close 1008), a send buffer cap that drops slow
  * readers (close 1013, "try again later") instead of letting the broker's memory grow, the inbound
  * frame size (wsMaxPayloadBytes, set on the WebSocket server in app.ts), and a ping every 30 s that
- * terminates sockets whose peer is gone without a close and closes those whose credentials stopped
- * being valid (token expired, user disabled, key revoked).
+ * terminates sockets whose peer is gone without a close.
+ *
+ * Every `wsAuthRecheckSeconds` each socket's credentials are checked again; a socket whose token
+ * expired, whose user was disabled or changed password, or whose key was revoked is closed with 4401
+ * (API.md: "within a few seconds"). The timers here run outside any request: nothing in them may
+ * throw, since an exception there has no handler but the process's (issue 8, point 1: it exited).
  * @see ../../../shared/API.md "Live events"
- * @see https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1 (close codes 1008, 1013)
+ * @see https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1 (close codes 1008, 1013; 4000-4999 are the application's)
  */
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { WebSocket } from 'ws';
 import type { Config } from '../../config.js';
+import { parseAuthorization, type Credentials } from '../../accounts/authorization-header.js';
+import { DomainError } from '../../core/errors.js';
 import type { BrokerEvent, EventBus } from '../../core/events.js';
 import { ExpiryNotices } from '../../core/expiry-notices.js';
 import type { Principal } from '../../core/model.js';
@@ -25,8 +31,8 @@ import { principalOf, type Authenticator } from '../plugins/auth.js';
 export interface EventRoutesOptions {
   events: EventBus;
   slots: SlotStore;
-  config: Pick<Config, 'leaseTtlSeconds' | 'wsMaxBufferedBytes' | 'wsMaxConnectionsPerToken'>;
-  /** Re-checks each socket's credentials at every keepalive: a disabled user or an expired token is closed (1008). */
+  config: Pick<Config, 'leaseTtlSeconds' | 'wsMaxBufferedBytes' | 'wsMaxConnectionsPerToken' | 'wsAuthRecheckSeconds'>;
+  /** Re-checks each socket's credentials every `wsAuthRecheckSeconds`: those no longer valid are closed (4401). */
   authenticator: Authenticator;
   /** Keepalive: a socket that did not answer the previous ping by the next one is terminated. Default 30 s. */
   pingIntervalMs?: number;
@@ -35,6 +41,8 @@ export interface EventRoutesOptions {
 const CLOSE_POLICY_VIOLATION = 1008;
 const CLOSE_TRY_AGAIN_LATER = 1013;
 const CLOSE_GOING_AWAY = 1001;
+/** The application's "401": the credentials this socket connected with are no longer valid. */
+export const CLOSE_UNAUTHENTICATED = 4401;
 
 /**
  * Who sees what (API.md: "A client sees only its own sessions' events; admins: their agency's"):
@@ -50,9 +58,17 @@ export function mayReceive(principal: Principal, event: BrokerEvent): boolean {
 interface Client {
   socket: WebSocket;
   principal: Principal;
-  /** The Authorization value it connected with, re-checked at each keepalive. */
+  /** The credentials it connected with, in their one canonical spelling, re-checked periodically. */
   authorization: string;
   alive: boolean;
+}
+
+/**
+ * One spelling per credential, however it was sent (`bearer`, `BEARER`, extra spaces, `?token=`):
+ * the per-token cap counts this, so re-spelling a header cannot open more sockets (issue 8, point 9).
+ */
+function canonicalAuthorization(credentials: Credentials): string {
+  return credentials.kind === 'bearer' ? `Bearer ${credentials.token}` : `ApiKey ${credentials.key}`;
 }
 
 const EventsQuery = Type.Object({ token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })) }, { additionalProperties: false });
@@ -61,6 +77,15 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   const clients = new Set<Client>();
   const connectionsPerCredential = new Map<string, number>();
 
+  /** Runs `action` on one client; a failure there is logged and ends that socket, never the loop or the process. */
+  const guarded = (client: Client, what: string, action: () => void) => {
+    try {
+      action();
+    } catch (err) {
+      app.log.error({ err, principalId: client.principal.id }, `events: ${what} failed; dropping the socket`);
+      client.socket.terminate();
+    }
+  };
   const send = (client: Client, text: string) => {
     const { socket } = client;
     if (socket.readyState !== socket.OPEN) return;
@@ -75,7 +100,21 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     for (const client of clients) {
       if (!mayReceive(client.principal, event)) continue;
       text ??= JSON.stringify(event);
-      send(client, text);
+      const frame = text;
+      guarded(client, 'send', () => send(client, frame));
+    }
+  };
+  /**
+   * Still the same principal with the same credentials? `authenticate` throws a DomainError (401) for
+   * an expired token, a changed password, a disabled user or a revoked key: here that is an answer,
+   * not an error, and it must not leave this function (it runs from a timer).
+   */
+  const stillValid = (client: Client): boolean => {
+    try {
+      return authenticator.authenticate(client.authorization)?.id === client.principal.id;
+    } catch (err) {
+      if (!(err instanceof DomainError)) app.log.error({ err, principalId: client.principal.id }, 'events: credential re-check failed');
+      return false;
     }
   };
 
@@ -87,22 +126,32 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
 
   const keepalive = setInterval(() => {
     for (const client of clients) {
-      if (!client.alive) {
-        client.socket.terminate();
-        continue;
-      }
-      if (authenticator.authenticate(client.authorization)?.id !== client.principal.id) {
-        client.socket.close(CLOSE_POLICY_VIOLATION, 'credentials no longer valid');
-        continue;
-      }
-      client.alive = false;
-      client.socket.ping();
+      guarded(client, 'keepalive', () => {
+        if (!client.alive) {
+          client.socket.terminate();
+          return;
+        }
+        if (client.socket.readyState !== client.socket.OPEN) return;
+        client.alive = false;
+        client.socket.ping();
+      });
     }
   }, pingIntervalMs);
   keepalive.unref();
 
+  const recheck = setInterval(() => {
+    for (const client of clients) {
+      guarded(client, 'credential re-check', () => {
+        if (client.socket.readyState !== client.socket.OPEN || stillValid(client)) return;
+        client.socket.close(CLOSE_UNAUTHENTICATED, 'credentials no longer valid');
+      });
+    }
+  }, config.wsAuthRecheckSeconds * 1000);
+  recheck.unref();
+
   app.addHook('onClose', async () => {
     clearInterval(keepalive);
+    clearInterval(recheck);
     unsubscribe();
     for (const client of clients) client.socket.close(CLOSE_GOING_AWAY, 'server shutting down');
     await notices.stop();
@@ -112,8 +161,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   app.get('/events', { websocket: true, schema }, (socket, request) => {
     const principal = principalOf(request);
     // Counted per credential, not per principal: one person's several devices each hold their own token.
+    // The auth plugin authenticated exactly this (the header, else ?token=), so it parses.
     const query = request.query as { token?: string };
-    const authorization = request.headers.authorization ?? `Bearer ${query.token ?? ''}`;
+    const credentials = parseAuthorization(request.headers.authorization ?? `Bearer ${query.token ?? ''}`);
+    if (!credentials) {
+      socket.close(CLOSE_UNAUTHENTICATED, 'credentials not understood');
+      return;
+    }
+    const authorization = canonicalAuthorization(credentials);
     const credential = createHash('sha256').update(authorization).digest('base64url');
     const open = connectionsPerCredential.get(credential) ?? 0;
     if (open >= config.wsMaxConnectionsPerToken) {
@@ -134,11 +189,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       const left = (connectionsPerCredential.get(credential) ?? 1) - 1;
       if (left > 0) connectionsPerCredential.set(credential, left);
       else connectionsPerCredential.delete(credential);
-      if (clients.size === 0) void notices.stop();
+      if (clients.size === 0) notices.stop().catch((err: unknown) => request.log.warn({ err }, 'expiry notices: stop failed'));
     });
 
     slots.usage().then(
-      (usage) => send(client, JSON.stringify({ type: 'capacity', at: new Date().toISOString(), forwarding: usage.forwarding, analytics: usage.analytics })),
+      (usage) =>
+        guarded(client, 'initial capacity snapshot', () =>
+          send(client, JSON.stringify({ type: 'capacity', at: new Date().toISOString(), forwarding: usage.forwarding, analytics: usage.analytics })),
+        ),
       (err: unknown) => request.log.warn({ err }, 'initial capacity snapshot skipped'),
     );
   });

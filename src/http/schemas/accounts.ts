@@ -61,6 +61,9 @@ export type PatchUserBody = Static<typeof PatchUserBody>;
 
 export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, Strict);
 export const LoginResponse = Type.Object({ token: Type.String(), expiresAt: IsoTime, user: Type.Ref('User') });
+/** The current password is checked, not validated: any length a login accepts. */
+export const ChangePasswordBody = Type.Object({ currentPassword: LoginBody.properties.password, newPassword: Password }, Strict);
+export type ChangePasswordBody = Static<typeof ChangePasswordBody>;
 
 export const ServiceAccount = Type.Object(
   { id: Type.String(), name: Type.String(), agencyId: Type.String(), createdBy: Type.String(), createdAt: IsoTime, revoked: Type.Boolean() },

@@ -1,37 +1,34 @@
 /**
- * Failed-login counters shared by every broker of a city: with per-process counters an attacker
- * spread over N brokers would get N times the budget. Redis expires each window by itself.
+ * Login-attempt counters shared by every broker of a city: with per-process counters an attacker
+ * spread over N brokers would get N times the budget. Each attempt is one Lua call that counts and
+ * decides together (no check-then-count race between brokers either); Redis expires each window.
  */
-import type { AttemptWindow, LoginAttemptCounter } from '../../accounts/login-throttle.js';
-import { LuaScript, redisCall, type RedisClient } from './client.js';
+import type { AttemptCount, AttemptKeys, AttemptLimits, AttemptWindow, LoginAttemptCounter } from '../../accounts/login-throttle.js';
+import { LuaScript, type RedisClient } from './client.js';
 
 const attemptScript = LuaScript.load('login-attempt');
+const forgiveScript = LuaScript.load('login-forgive');
 
 export class RedisLoginAttemptCounter implements LoginAttemptCounter {
   constructor(
     private readonly client: RedisClient,
-    /** e.g. `se:login:user` — one counter family per prefix. */
+    /** e.g. `se:login`; keys are `<prefix>:addr:…`, `<prefix>:pair:…`, `<prefix>:user:…`. */
     private readonly prefix: string,
   ) {}
 
-  async peek(key: string): Promise<AttemptWindow | null> {
-    const k = this.key(key);
-    const [count, ttl] = await redisCall(this.client, () => this.client.multi().get(k).pTTL(k).exec());
-    if (count == null || Number(ttl) <= 0) return null;
-    return { count: Number(count), resetAt: Date.now() + Number(ttl) };
+  async count(keys: AttemptKeys, limits: AttemptLimits, windowMs: number): Promise<AttemptCount> {
+    const reply = (await attemptScript.run(this.client, this.redisKeys(keys), [String(windowMs), String(limits.address), String(limits.pair)])) as number[];
+    const now = Date.now();
+    const window = (i: number): AttemptWindow | null =>
+      reply.length > i + 1 ? { count: Number(reply[i]), resetAt: now + Math.max(0, Number(reply[i + 1])) } : null;
+    return { address: window(0)!, pair: window(2), username: window(4) };
   }
 
-  async increment(key: string, windowMs: number): Promise<AttemptWindow> {
-    const [count, ttl] = (await attemptScript.run(this.client, [this.key(key)], [String(windowMs)])) as [number, number];
-    return { count: Number(count), resetAt: Date.now() + Math.max(0, Number(ttl)) };
+  async forgive(keys: AttemptKeys): Promise<void> {
+    await forgiveScript.run(this.client, this.redisKeys(keys), []);
   }
 
-  async reset(key: string): Promise<void> {
-    const k = this.key(key);
-    await redisCall(this.client, () => this.client.del(k));
-  }
-
-  private key(key: string): string {
-    return `${this.prefix}:${key}`;
+  private redisKeys(keys: AttemptKeys): string[] {
+    return [`${this.prefix}:addr:${keys.address}`, `${this.prefix}:pair:${keys.pair}`, `${this.prefix}:user:${keys.username}`];
   }
 }
