@@ -92,9 +92,9 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
       await api.register(authRoutes, { accounts: broker.accounts });
       await api.register(agencyRoutes, { accounts: broker.accounts });
       await api.register(channelRoutes, { catalog: broker.catalog, importBodyLimitBytes: config.importBodyLimitBytes });
-      await api.register(streamRoutes, { streams: broker.streams, analytics: broker.analytics, media: broker.media });
+      await api.register(streamRoutes, { streams: broker.streams, analytics: broker.analytics });
       await api.register(auditRoutes, { audit: broker.audit, access: broker.access });
-      await api.register(eventRoutes, { events: broker.events, slots: broker.slots, config, authenticator: broker.accounts });
+      await api.register(eventRoutes, { events: broker.events, slots: broker.slots, access: broker.access, config, authenticator: broker.accounts });
       await api.register(reportRoutes, { audit: broker.audit, access: broker.access });
     },
     { prefix: API_PREFIX },

@@ -20,6 +20,7 @@ import { DecisionCache } from './decision-cache.js';
 import {
   ACTIONS,
   GRANT_TYPE,
+  SCOPES,
   WILDCARD,
   checkGrantRows,
   grantRowsFor,
@@ -54,6 +55,7 @@ export type PolicyChangeListener = (change: PolicyChange) => void;
 
 const GRANTS = newEnforceContext('2');
 const KNOWN_ACTIONS: ReadonlySet<string> = new Set(ACTIONS);
+const SCOPES_WIDEST_FIRST: readonly Scope[] = [...SCOPES].reverse();
 
 /**
  * What the target is to the caller. Another agency's object, or one whose agency is not given, is
@@ -131,6 +133,25 @@ export class Authorizer implements AccessControl {
     if (this.can(principal, action, target)) return;
     this.assertRole(principal, action);
     throw notFound(objectName(action));
+  }
+
+  /**
+   * The widest scope at which the role may take `action`: what a list of its objects covers
+   * (`any`: every agency's, `own`: the caller's agency's, `self`: the caller's own). Throws 403 when
+   * the role may never take it.
+   */
+  reach(principal: Principal, action: string): Scope {
+    this.assertRole(principal, action);
+    return SCOPES_WIDEST_FIRST.find((scope) => this.allows(principal.role, action, scope)) ?? 'self';
+  }
+
+  /**
+   * For a list the caller asked to be this wide ({} every agency's, {agencyId} its agency's, with
+   * ownerId its own): 403 unless the role reaches that far. A list's width is no secret (the role
+   * tells it), so this never answers 404.
+   */
+  assertList(principal: Principal, action: string, target: AccessTarget): void {
+    if (!this.can(principal, action, target)) throw forbidden(`role ${principal.role} may not ${action} that widely`);
   }
 
   /**

@@ -20,6 +20,7 @@ export const ACTIONS = [
   'service-account:write',
   'channel:read',
   'channel:write',
+  'channel:read-source',
   'stream:create',
   'stream:read',
   'stream:end',

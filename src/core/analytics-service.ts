@@ -123,19 +123,19 @@ export class AnalyticsService {
   }
 
   async list(principal: Principal): Promise<ReservationView[]> {
-    this.o.access.assert(principal, 'analytics:read', { agencyId: principal.agencyId, ownerId: principal.id });
-    const filter =
-      principal.role === 'platform-admin' ? {} : principal.role === 'admin' ? { agencyId: principal.agencyId } : { principalId: principal.id };
+    const reach = this.o.access.reach(principal, 'analytics:read');
+    const filter = reach === 'any' ? {} : reach === 'own' ? { agencyId: principal.agencyId } : { principalId: principal.id };
     const all = await this.o.slots.listReservations(filter);
     return Promise.all(all.sort((a, b) => a.createdAt - b.createdAt).map((r) => this.view(r)));
   }
 
-  /** GET /capacity: platform-admins see every agency, others their own. */
+  /** GET /capacity: platform-admins see every agency and the media nodes' load, others their own agency. */
   async capacity(principal: Principal) {
-    this.o.access.assert(principal, 'capacity:read', { agencyId: principal.agencyId });
+    const reach = this.o.access.reach(principal, 'capacity:read');
     const usage = await this.o.slots.usage();
-    const ids = principal.role === 'platform-admin' ? this.o.agencies.listIds() : [principal.agencyId];
+    const ids = reach === 'any' ? this.o.agencies.listIds() : [principal.agencyId];
     return {
+      ...(this.o.access.can(principal, 'media:read', {}) && { mediaNodes: await this.o.media.nodes() }),
       forwarding: usage.forwarding,
       analytics: usage.analytics,
       agencies: ids.map((id) => {

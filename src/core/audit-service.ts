@@ -4,7 +4,7 @@
  * @see ../shared/API.md "Audit"
  */
 import type { AuditDraft, AuditEntry, Principal } from './model.js';
-import type { AuditQuery, AuditStore } from './ports.js';
+import type { AccessScope, AuditQuery, AuditStore } from './ports.js';
 import { badRequest } from './errors.js';
 import { verifyChain } from './audit-chain.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
@@ -36,8 +36,11 @@ export class AuditService {
     this.listeners.add(listener);
   }
 
-  /** platform-admin: everything; admin: its agency; operator/service: its own actions. */
-  async query(principal: Principal, filter: AuditFilter): Promise<{ items: AuditEntry[]; nextCursor: string | null }> {
+  /**
+   * Narrowed to what the caller's `reach` of audit:read covers (the authorizer's answer): any
+   * (platform-admin) everything, own (admin) its agency, self (operator) its own actions.
+   */
+  async query(principal: Principal, reach: AccessScope, filter: AuditFilter): Promise<{ items: AuditEntry[]; nextCursor: string | null }> {
     for (const bound of [filter.from, filter.to]) {
       if (bound !== undefined && Number.isNaN(Date.parse(bound))) throw badRequest(`not an ISO-8601 time: ${bound}`);
     }
@@ -55,8 +58,8 @@ export class AuditService {
       if (!Number.isSafeInteger(beforeSeq) || beforeSeq < 1) throw badRequest('invalid cursor');
       q.beforeSeq = beforeSeq;
     }
-    if (principal.role === 'admin') q.agencyId = principal.agencyId;
-    else if (principal.role !== 'platform-admin') q.userId = principal.id;
+    if (reach === 'own') q.agencyId = principal.agencyId;
+    else if (reach === 'self') q.userId = principal.id;
 
     const items = await this.store.query({ ...q, limit: filter.limit + 1 });
     const page = items.slice(0, filter.limit);

@@ -65,7 +65,7 @@ export class CatalogService {
   }
 
   visibility(principal: Principal): Visibility {
-    return principal.role === 'platform-admin' ? 'all' : this.access.visibility(principal.agencyId);
+    return this.seesEveryChannel(principal) ? 'all' : this.access.visibility(principal.agencyId);
   }
 
   list(principal: Principal, query: ChannelQuery): { items: Channel[]; total: number; nextCursor: string | null } {
@@ -87,7 +87,7 @@ export class CatalogService {
   visibleChannel(principal: Principal, id: string): Channel {
     const channel = this.index.get(id);
     if (!channel) throw notFound('channel');
-    if (principal.role !== 'platform-admin' && !this.access.canSee(principal.agencyId, channel)) throw notFound('channel');
+    if (!this.seesEveryChannel(principal) && !this.access.canSee(principal.agencyId, channel)) throw notFound('channel');
     return channel;
   }
 
@@ -160,9 +160,14 @@ export class CatalogService {
     if (channels.length > 0) this.index.upsertMany(channels);
   }
 
+  /** Reading channels platform-wide (`any`) sees past the agency grants: every channel of the catalog. */
+  private seesEveryChannel(principal: Principal): boolean {
+    return this.access.can(principal, 'channel:read', {});
+  }
+
   /** sourceUrl is for platform-admins only. */
   private present(principal: Principal, channel: Channel): Channel {
-    if (principal.role === 'platform-admin' || channel.sourceUrl === undefined) return channel;
+    if (channel.sourceUrl === undefined || this.access.can(principal, 'channel:read-source', {})) return channel;
     const { sourceUrl: _hidden, ...rest } = channel;
     return rest;
   }

@@ -267,6 +267,9 @@ export class SourceUnavailableError extends Error {
 
 export type Visibility = 'all' | { classes: number[]; networks: string[] };
 
+/** What an object is to the caller: its own, its agency's, any agency's (narrowest first). */
+export type AccessScope = 'self' | 'own' | 'any';
+
 export interface AccessTarget {
   /** The agency the object belongs to. */
   agencyId?: string;
@@ -280,6 +283,10 @@ export interface AccessControl {
   assert(principal: import('./model.js').Principal, action: string, target: AccessTarget): void;
   /** The 403 half alone: call it before looking an object up, so 404 vs 403 never tells it exists. */
   assertRole(principal: import('./model.js').Principal, action: string): void;
+  /** The widest scope the role may act at (what its lists cover); 403 FORBIDDEN when it may never act so. */
+  reach(principal: import('./model.js').Principal, action: string): AccessScope;
+  /** 403 FORBIDDEN unless the role reaches `target` ({} every agency, {agencyId} one, with ownerId its own): lists. */
+  assertList(principal: import('./model.js').Principal, action: string, target: AccessTarget): void;
   canSee(agencyId: string, channel: { class: number; network: string }): boolean;
   visibility(agencyId: string): Visibility;
   setAgencyGrants(agencyId: string, classes: number[], networks: string[]): Promise<void>;

@@ -168,9 +168,8 @@ export class StreamService {
   }
 
   async list(principal: Principal, scope: 'mine' | 'agency' | 'all'): Promise<StreamView[]> {
-    if (scope === 'all' && principal.role !== 'platform-admin') throw forbidden('scope=all is for platform administrators');
-    if (scope === 'agency' && principal.role === 'operator') throw forbidden('operators see their own sessions');
-    this.o.access.assert(principal, 'stream:read', { agencyId: principal.agencyId, ownerId: principal.id });
+    const width = scope === 'mine' ? { agencyId: principal.agencyId, ownerId: principal.id } : scope === 'agency' ? { agencyId: principal.agencyId } : {};
+    this.o.access.assertList(principal, 'stream:read', width);
     const filter = scope === 'mine' ? { principalId: principal.id } : scope === 'agency' ? { agencyId: principal.agencyId } : {};
     const sessions = await this.o.slots.listSessions(filter);
     return Promise.all(sessions.sort((a, b) => a.createdAt - b.createdAt).map((s) => this.view(s)));

@@ -141,8 +141,54 @@ t.test('function level: the cases API.md names', async (t) => {
     ['admin importing channels', admin, 'channel:write', {}, 403],
     ['platform-admin ending any session', root, 'stream:end', { agencyId: 'weather', ownerId: 'op-1' }, 'allow'],
     ['an action nobody knows', root, 'agency:delete', {}, 403],
+    ['admin reading channels of every agency (past its grants)', admin, 'channel:read', {}, 404],
+    ['platform-admin reading channels of every agency', root, 'channel:read', {}, 'allow'],
+    ["admin reading a channel's source URL", admin, 'channel:read-source', {}, 403],
+    ["platform-admin reading a channel's source URL", root, 'channel:read-source', {}, 'allow'],
+    ['admin reading the media nodes', admin, 'media:read', {}, 403],
+    ['platform-admin reading the media nodes', root, 'media:read', {}, 'allow'],
+    ["operator reading its agency's capacity", operator, 'capacity:read', { agencyId: 'weather' }, 'allow'],
+    ['service reading capacity', service, 'capacity:read', { agencyId: 'weather' }, 403],
+    ["admin reading another agency's usage report", admin, 'report:read', { agencyId: 'police' }, 404],
+    ["operator reading a colleague's audit entries", operator, 'audit:read', { agencyId: 'weather', ownerId: 'op-2' }, 404],
+    ["service reading its own reservation", service, 'analytics:read', { agencyId: 'weather', ownerId: 'svc-1' }, 'allow'],
+    ["operator reading an event of a colleague's session", operator, 'stream:read', { agencyId: 'weather', ownerId: 'op-2' }, 404],
   ];
   for (const [name, p, action, target, expected] of cases) t.equal(outcome(authz, p, action, target), expected, name);
+});
+
+t.test('reach: the widest scope of each role × action, as lists use it; 403 when never', async (t) => {
+  const authz = await create(memoryPersistence().persistence);
+  for (const role of Object.keys(EXPECTED) as Role[]) {
+    const p = principal(role, role === 'platform-admin' ? 'platform' : 'weather');
+    for (const action of ACTIONS) {
+      const widest = EXPECTED[role][action];
+      if (widest === undefined) t.throws(() => authz.reach(p, action), { status: 403, code: 'FORBIDDEN' }, `${role} never ${action}`);
+      else t.equal(authz.reach(p, action), widest, `${role} ${action} reaches ${widest}`);
+    }
+  }
+  t.throws(() => authz.reach(principal('platform-admin', 'platform'), 'agency:delete'), { status: 403, code: 'FORBIDDEN' }, 'unknown actions reach nothing');
+});
+
+t.test('assertList: a list wider than the role reaches is 403, never 404', async (t) => {
+  const authz = await create(memoryPersistence().persistence);
+  const widths = {
+    mine: (p: Principal) => ({ agencyId: p.agencyId, ownerId: p.id }),
+    agency: (p: Principal) => ({ agencyId: p.agencyId }),
+    all: () => ({}),
+  } as const;
+  const needs: Record<keyof typeof widths, Scope> = { mine: 'self', agency: 'own', all: 'any' };
+  for (const role of Object.keys(EXPECTED) as Role[]) {
+    const p = principal(role, role === 'platform-admin' ? 'platform' : 'weather');
+    for (const action of ACTIONS) {
+      const widest = EXPECTED[role][action];
+      for (const [width, target] of Object.entries(widths) as Array<[keyof typeof widths, (p: Principal) => object]>) {
+        const allowed = widest !== undefined && WIDTH[widest] >= WIDTH[needs[width]];
+        if (allowed) t.doesNotThrow(() => authz.assertList(p, action, target(p)), `${role} lists ${action} ${width}`);
+        else t.throws(() => authz.assertList(p, action, target(p)), { status: 403, code: 'FORBIDDEN' }, `${role} may not list ${action} ${width}`);
+      }
+    }
+  }
 });
 
 t.test('assertRole answers 403 only for a role that may never act, whatever the object', async (t) => {

@@ -42,8 +42,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ audit: AuditService; acces
     schema: { tags: ['audit'], querystring: AuditQuery, response: { 200: Type.Object({ items: Type.Array(Type.Ref('AuditEntry')), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401, 403) } },
     handler: async (request) => {
       const principal = principalOf(request);
-      access.assert(principal, 'audit:read', { agencyId: principal.agencyId, ownerId: principal.id });
-      return audit.query(principal, { ...request.query, limit: request.query.limit ?? 50 });
+      return audit.query(principal, access.reach(principal, 'audit:read'), { ...request.query, limit: request.query.limit ?? 50 });
     },
   });
   app.get('/audit/verify', {

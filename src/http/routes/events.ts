@@ -25,12 +25,13 @@ import { DomainError } from '../../core/errors.js';
 import type { BrokerEvent, EventBus } from '../../core/events.js';
 import { ExpiryNotices } from '../../core/expiry-notices.js';
 import type { Principal } from '../../core/model.js';
-import type { SlotStore } from '../../core/ports.js';
+import type { AccessControl, SlotStore } from '../../core/ports.js';
 import { principalOf, type Authenticator } from '../plugins/auth.js';
 
 export interface EventRoutesOptions {
   events: EventBus;
   slots: SlotStore;
+  access: AccessControl;
   config: Pick<Config, 'leaseTtlSeconds' | 'wsMaxBufferedBytes' | 'wsMaxConnectionsPerToken' | 'wsAuthRecheckSeconds'>;
   /** Re-checks each socket's credentials every `wsAuthRecheckSeconds`: those no longer valid are closed (4401). */
   authenticator: Authenticator;
@@ -46,13 +47,14 @@ export const CLOSE_UNAUTHENTICATED = 4401;
 
 /**
  * Who sees what (API.md: "A client sees only its own sessions' events; admins: their agency's"):
- * capacity goes to everyone; platform-admins see all; admins their agency's; operators and services
- * the events of their own sessions and reservations.
+ * capacity (pool totals, no agency's detail) goes to everyone; an event about a session or a
+ * reservation goes to whoever may read that object, as the authorizer decides (platform-admins all,
+ * admins their agency's, operators and services their own).
  */
-export function mayReceive(principal: Principal, event: BrokerEvent): boolean {
-  if (event.type === 'capacity' || principal.role === 'platform-admin') return true;
-  if (principal.role === 'admin') return event.agencyId === principal.agencyId;
-  return event.principalId === principal.id;
+export function mayReceive(access: AccessControl, principal: Principal, event: BrokerEvent): boolean {
+  if (event.type === 'capacity') return true;
+  const action = event.type === 'reservation.ended' ? 'analytics:read' : 'stream:read';
+  return access.can(principal, action, { agencyId: event.agencyId, ownerId: event.principalId });
 }
 
 interface Client {
@@ -73,7 +75,7 @@ function canonicalAuthorization(credentials: Credentials): string {
 
 const EventsQuery = Type.Object({ token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })) }, { additionalProperties: false });
 
-export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { events, slots, config, authenticator, pingIntervalMs = 30_000 }) => {
+export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { events, slots, access, config, authenticator, pingIntervalMs = 30_000 }) => {
   const clients = new Set<Client>();
   const connectionsPerCredential = new Map<string, number>();
 
@@ -98,7 +100,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   const deliver = (event: BrokerEvent) => {
     let text: string | undefined;
     for (const client of clients) {
-      if (!mayReceive(client.principal, event)) continue;
+      if (!mayReceive(access, client.principal, event)) continue;
       text ??= JSON.stringify(event);
       const frame = text;
       guarded(client, 'send', () => send(client, frame));

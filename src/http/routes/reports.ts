@@ -51,7 +51,7 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ audit: AuditService; acce
       const principal = principalOf(request);
       access.assert(principal, 'report:read', { agencyId: principal.agencyId });
       const report = await usageReport(audit.scan(), request.query.month);
-      if (principal.role !== 'platform-admin') report.agencies = report.agencies.filter((a) => a.agencyId === principal.agencyId);
+      report.agencies = report.agencies.filter((a) => access.can(principal, 'report:read', { agencyId: a.agencyId }));
       if (!wantsCsv(request.headers.accept)) return report;
       return reply
         .type('text/csv; charset=utf-8')

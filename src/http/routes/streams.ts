@@ -7,7 +7,6 @@ import { errors } from '../schemas/common.js';
 import { principalOf } from '../plugins/auth.js';
 import type { StreamService } from '../../core/stream-service.js';
 import type { AnalyticsService } from '../../core/analytics-service.js';
-import type { MediaControl } from '../../core/ports.js';
 
 /** Aborts when the client goes away before its answer is written (a queued request leaves the queue). */
 function clientGone(reply: FastifyReply): AbortSignal {
@@ -18,10 +17,7 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-export const streamRoutes: FastifyPluginAsyncTypebox<{ streams: StreamService; analytics: AnalyticsService; media: MediaControl }> = async (
-  app,
-  { streams, analytics, media },
-) => {
+export const streamRoutes: FastifyPluginAsyncTypebox<{ streams: StreamService; analytics: AnalyticsService }> = async (app, { streams, analytics }) => {
   app.post('/streams', {
     schema: {
       tags: ['streams'],
@@ -80,11 +76,6 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ streams: StreamService; a
 
   app.get('/capacity', {
     schema: { tags: ['capacity'], response: { 200: Capacity, ...errors(401) } },
-    handler: async (request) => {
-      const principal = principalOf(request);
-      const capacity = await analytics.capacity(principal);
-      // Media node load is platform-wide operational detail: platform-admins only.
-      return principal.role === 'platform-admin' ? { ...capacity, mediaNodes: await media.nodes() } : capacity;
-    },
+    handler: async (request) => analytics.capacity(principalOf(request)),
   });
 };
