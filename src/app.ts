@@ -82,7 +82,7 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
   await app.register(websocket, { options: { maxPayload: config.wsMaxPayloadBytes } });
   await app.register(errorsPlugin);
   await app.register(authPlugin, { authenticator: broker.accounts });
-  await app.register(metricsPlugin, { slots: broker.slots, media: broker.media, audit: broker.audit, apiPrefix: API_PREFIX });
+  await app.register(metricsPlugin, { slots: broker.slots, media: broker.media, audit: broker.audit, apiPrefix: API_PREFIX, token: config.metricsToken });
 
   const readiness = { checks: { store: () => broker.storeReady(), media: () => broker.media.ready() } };
   await app.register(opsRoutes, readiness);

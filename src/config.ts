@@ -52,6 +52,8 @@ export const ConfigSchema = Type.Object(
     wsMaxConnectionsPerToken: Type.Integer({ minimum: 1, maximum: 100 }),
     wsMaxBufferedBytes: Type.Integer({ minimum: 4096, maximum: 64 * 1048576 }),
     shutdownGraceSeconds: Seconds(1, 300),
+    /** Bearer token /metrics requires when set; unset: loopback clients only (API.md "Operations"). */
+    metricsToken: Type.Optional(Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' })),
   },
   { additionalProperties: false },
 );
