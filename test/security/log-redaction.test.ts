@@ -7,7 +7,8 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { listenBroker, rawRequest } from './http-helpers.js';
-import { redactUrl, scrubText } from '../../src/logging.js';
+import { Writable } from 'node:stream';
+import { createLogger, redactUrl, scrubText } from '../../src/logging.js';
 
 t.test('point 5: no token, key or password appears in the log', async (t) => {
   const b = await listenBroker(t, { logLevel: 'trace' });
@@ -63,4 +64,22 @@ t.test('point 5: the URL and text scrubbers', async (t) => {
   t.equal(redactUrl('/api/v1/channels?limit=5'), '/api/v1/channels?limit=5');
   t.equal(scrubText('GET /a?token=abc HTTP/1.1 Authorization: Bearer eyJabc.def'), 'GET /a?token=[redacted] HTTP/1.1 Authorization: Bearer [redacted]');
   t.equal(scrubText('ApiKey sk_live_1'), 'ApiKey [redacted]');
+});
+
+t.test('point 5: credential fields, headers and error text are redacted by the shared logger', async (t) => {
+  let out = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _e, done) {
+      out += chunk.toString('utf8');
+      done();
+    },
+  });
+  const log = createLogger({ level: 'info' }, sink);
+  log.info({ password: 'pw-secret-1', user: { password: 'pw-secret-2', apiKey: 'key-secret-3' }, headers: { authorization: 'Bearer hdr-secret-4', cookie: 'c=cookie-secret-5' } }, 'fields');
+  log.info({ req: { method: 'GET', url: '/api/v1/events?token=url-secret-6', headers: { authorization: 'Bearer hdr-secret-7' } } }, 'request');
+  const parseError = Object.assign(new Error('Parse Error: GET /?token=err-secret-8'), { code: 'HPE_INVALID', rawPacket: Buffer.from('Authorization: Bearer raw-secret-9') });
+  log.error({ err: parseError }, 'failed with Bearer msg-secret-10');
+  t.match(out, /fields/);
+  t.match(out, /\/api\/v1\/events\?token=\[redacted\]/, 'the URL keeps its path');
+  for (let i = 1; i <= 10; i++) t.notMatch(out, new RegExp(`secret-${i}\\b`), `secret ${i} is not in the log`);
 });
