@@ -23,6 +23,7 @@ t.test('point 13: refusals made by the HTTP layer have the error shape', async (
   const cases: Array<{ name: string; bytes: Buffer; status: number; code: string }> = [
     { name: 'raw UTF-8 in the path', bytes: request(Buffer.concat([Buffer.from('GET /api/v1/channels/'), Buffer.from('频道', 'utf8'), Buffer.from(' HTTP/1.1')])), status: 400, code: 'BAD_REQUEST' },
     { name: 'a space in the path', bytes: request('GET /api/v1/a b HTTP/1.1'), status: 400, code: 'BAD_REQUEST' },
+    { name: 'a path parameter too long for the router', bytes: request(`GET /api/v1/agencies/${'a'.repeat(300)} HTTP/1.1`, [bearer]), status: 414, code: 'URI_TOO_LONG' },
     { name: 'a NUL in the path', bytes: request('GET /api/v1/\x00 HTTP/1.1'), status: 400, code: 'BAD_REQUEST' },
     { name: 'bad %-encoding in the path', bytes: request('GET /api/v1/channels/%zz HTTP/1.1', [bearer]), status: 400, code: 'BAD_REQUEST' },
     { name: 'a truncated %-sequence', bytes: request('GET /api/v1/agencies/%E0%A4%A HTTP/1.1', [bearer]), status: 400, code: 'BAD_REQUEST' },
