@@ -97,6 +97,11 @@ t.test('point 8: a slow answer is not a slow request; an events WebSocket outliv
   await until(t, 'the other connections were cut', () => silent.closed && trickling.closed, 10_000);
   t.notOk(wsClosed, 'the events socket is still open');
   t.equal(ws.readyState, WebSocket.OPEN);
+  // The socket-idle limit (BROKER_SOCKET_IDLE_TIMEOUT_SECONDS, ≥ 32 s) is too long to wait for here:
+  // ws turns the upgraded socket's timeout off, and the keepalive pings of events.ts take over.
+  const serverSockets = [...b.app.websocketServer.clients].map((c) => (c as unknown as { _socket: { timeout?: number } })._socket);
+  t.equal(serverSockets.length, 1);
+  t.ok(serverSockets.every((s) => !s.timeout), 'no socket timeout on the upgraded connection');
 
   const seen = messages.length;
   const id = ((await first.json()) as { id: string }).id;
