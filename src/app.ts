@@ -11,7 +11,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
-import errorsPlugin from './http/plugins/errors.js';
+import errorsPlugin, { clientErrorHandler, errorBody, frameworkErrors } from './http/plugins/errors.js';
 import authPlugin from './http/plugins/auth.js';
 import { ErrorResponse } from './http/schemas/common.js';
 import { Agency, ServiceAccount, User } from './http/schemas/accounts.js';
@@ -34,9 +34,45 @@ export const API_PREFIX = '/api/v1';
 /** Client-chosen request ids are accepted only when they look like ids (they end up in logs). */
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
+/**
+ * Bounded connection time (API.md "Conventions"), on Node's HTTP server: a request must arrive in full
+ * within `requestTimeout` (checked every `connectionsCheckingInterval`; a trickled body or header gets 408),
+ * its headers — and a new connection's first request — within `headersTimeout`; an idle keep-alive
+ * connection closes after `keepAliveTimeout`; a connection with no traffic at all for `socketIdle` closes
+ * even mid-request. None of these reach an events WebSocket: Node hands the socket over on upgrade and
+ * ws turns the socket timeout off.
+ */
+export function serverTimeouts(config: Pick<Config, 'requestTimeoutSeconds' | 'keepaliveTimeoutSeconds' | 'headersTimeoutSeconds' | 'socketIdleTimeoutSeconds'>) {
+  const requestMs = config.requestTimeoutSeconds * 1000;
+  const headersMs = Math.min(config.headersTimeoutSeconds * 1000, requestMs);
+  return {
+    requestMs,
+    headersMs,
+    keepAliveMs: config.keepaliveTimeoutSeconds * 1000,
+    socketIdleMs: config.socketIdleTimeoutSeconds * 1000,
+    // Node's default (30 s) would let a 30 s limit run to 60 s; a quarter of the shortest limit, at most 1 s.
+    checkIntervalMs: Math.max(100, Math.min(1000, Math.floor(headersMs / 4))),
+  };
+}
+
 export async function buildApp(broker: Broker, config: Config, logger: Logger) {
+  const timeouts = serverTimeouts(config);
   const app = Fastify({
     loggerInstance: logger,
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    connectionTimeout: timeouts.socketIdleMs,
+    http: {
+      requestTimeout: timeouts.requestMs,
+      headersTimeout: timeouts.headersMs,
+      keepAliveTimeout: timeouts.keepAliveMs,
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
+      maxHeaderSize: config.maxHeaderBytes,
+      // Node would answer a missing Host with a bare 400; the errors plugin answers it in the error shape.
+      requireHostHeader: false,
+    },
+    clientErrorHandler,
+    frameworkErrors,
     bodyLimit: config.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -51,6 +87,14 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
     },
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // At most this many sockets at once (Node closes the ones beyond); idle ones are closed by the timeouts above.
+  app.server.maxConnections = config.maxConnections;
+  // `Expect:` other than 100-continue: Node would answer a bare 417.
+  app.server.on('checkExpectation', (_req, res) => {
+    const body = JSON.stringify(errorBody('EXPECTATION_FAILED', 'only Expect: 100-continue is supported'));
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+  });
 
   // The API speaks JSON (and the import route its own two types): plain text is a 415, not a string body.
   app.removeContentTypeParser('text/plain');
@@ -82,7 +126,7 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
   await app.register(websocket, { options: { maxPayload: config.wsMaxPayloadBytes } });
   await app.register(errorsPlugin);
   await app.register(authPlugin, { authenticator: broker.accounts });
-  await app.register(metricsPlugin, { slots: broker.slots, media: broker.media, audit: broker.audit, apiPrefix: API_PREFIX });
+  await app.register(metricsPlugin, { slots: broker.slots, media: broker.media, audit: broker.audit, apiPrefix: API_PREFIX, token: config.metricsToken });
 
   const readiness = { checks: { store: () => broker.storeReady(), media: () => broker.media.ready() } };
   await app.register(opsRoutes, readiness);

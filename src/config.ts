@@ -57,6 +57,24 @@ export const ConfigSchema = Type.Object(
     /** How often each events socket's credentials are checked again (API.md: closed 4401 "within a few seconds"). */
     wsAuthRecheckSeconds: Seconds(1, 10),
     shutdownGraceSeconds: Seconds(1, 300),
+    /** A request (headers and body) must arrive in full within this; a trickled body is cut with 408. */
+    requestTimeoutSeconds: Seconds(1, 600),
+    /** An idle keep-alive connection is closed after this. */
+    keepaliveTimeoutSeconds: Seconds(1, 600),
+    /** The headers of a request, and the first request of a new connection, must arrive within this (at most the request timeout). */
+    headersTimeoutSeconds: Seconds(1, 600),
+    /**
+     * A connection with no traffic either way for this long is closed, even mid-request (a client that
+     * stopped reading its answer). Longer than any answer may take to start: the longest queued wait
+     * (30 s) plus the source timeout.
+     */
+    socketIdleTimeoutSeconds: Seconds(1, 3600),
+    /** Open connections the HTTP server accepts at once (events WebSockets included); more are refused. */
+    maxConnections: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    /** Size of a request's headers (request line included) beyond which it is answered 431. */
+    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576 }),
+    /** Bearer token /metrics requires when set; unset: loopback clients only (API.md "Operations"). */
+    metricsToken: Type.Optional(Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' })),
   },
   { additionalProperties: false },
 );
@@ -116,6 +134,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const config = merged as Config;
   if (config.media === 'nodes' && config.store !== 'redis') {
     throw new ConfigError('invalid media (BROKER_MEDIA): "nodes" needs BROKER_STORE=redis (media nodes register in Redis)');
+  }
+  // The longest a request's answer may take to start: a queued stream request (waitSeconds ≤ 30) whose source then starts.
+  if (config.socketIdleTimeoutSeconds <= 30 + config.sourceTimeoutSeconds) {
+    throw new ConfigError(
+      `invalid socketIdleTimeoutSeconds (BROKER_SOCKET_IDLE_TIMEOUT_SECONDS): must exceed 30 + BROKER_SOURCE_TIMEOUT_SECONDS (${30 + config.sourceTimeoutSeconds}), or slow answers are cut`,
+    );
   }
   config.dataDir = resolve(config.dataDir);
   return config;

@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createBroker } from './broker.js';
+import { createLogger } from './logging.js';
 import { buildApp } from './app.js';
 import { demoState, seedDemo } from './demo.js';
 import { startSimulator } from './media/simulator.js';
@@ -29,11 +29,8 @@ function readConfig(): Config {
 async function main() {
   const startedAt = performance.now();
   const config = readConfig();
-  const logger = pino({
-    level: config.logLevel,
-    // Tokens, keys and passwords never reach the logs (STYLE.md 15).
-    redact: { paths: ['req.headers.authorization', 'req.query.token', '*.password', '*.apiKey', '*.token'], censor: '[redacted]' },
-  });
+  // Tokens, keys and passwords never reach the logs (STYLE.md 15): logging.ts redacts URLs, headers and fields.
+  const logger = createLogger({ level: config.logLevel });
 
   const broker = await createBroker(config, logger);
   const fresh = broker.accounts.agencyIds().length === 0;

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { createClient } from 'redis';
 import { loadConfig, type Config } from '../src/config.js';
 import { createBroker, type Broker, type BrokerOverrides } from '../src/broker.js';
 import { buildApp, type BrokerApp } from '../src/app.js';
+import { createLogger } from '../src/logging.js';
 import type { AgencyInput } from '../src/accounts/accounts-service.js';
 
 export interface TestBroker {
@@ -68,7 +68,7 @@ export async function buildTestBroker(
     { BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', ...env },
     { adminPassword, logLevel: 'silent', ...options.config },
   );
-  const logger = pino({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel });
   const broker = await createBroker(config, logger, options.overrides);
   await broker.accounts.bootstrap(config.adminPassword, () => adminPassword);
   const app = await buildApp(broker, config, logger);

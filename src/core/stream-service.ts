@@ -11,7 +11,7 @@ import type { AuditService } from './audit-service.js';
 import type { CatalogService } from './catalog-service.js';
 import type { EventBus } from './events.js';
 import type { LeaseEffects } from './lease-effects.js';
-import { DomainError, forbidden, notFound } from './errors.js';
+import { conflict, DomainError, forbidden, notFound } from './errors.js';
 import { newId } from './ids.js';
 import { sourceUnavailable } from './source-unavailable.js';
 
@@ -122,7 +122,14 @@ export class StreamService {
           principal,
         );
       }
-      if (result.replayed) return this.view(session);
+      if (result.replayed) {
+        // API.md: the same key replays the same request. A key reused for another one is the client's
+        // bug; handing back the first session would put its user on a channel it did not ask for.
+        if (session.channelId !== channel.id || session.purpose !== input.purpose || session.priority !== priority) {
+          throw conflict('this Idempotency-Key was used for another request (channel, purpose or priority) in the last 10 minutes');
+        }
+        return this.view(session);
+      }
     }
 
     try {

@@ -84,12 +84,19 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
 
 export const USAGE_CSV_HEADER = ['month', 'agencyId', 'sessions', 'distinctChannels', 'viewingMinutes', 'analyticsReservations', 'denied'] as const;
 
+/** A text cell a spreadsheet would read as a formula (OWASP "CSV Injection"): =, +, -, @, tab, CR first. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
 /**
  * One RFC 4180 field: quoted when it holds a comma, a double quote, CR or LF, with inner quotes doubled.
+ * A text cell that starts like a formula is prefixed with `'` and quoted, so a spreadsheet shows it as
+ * text (API.md "Reports"); numbers are written as numbers.
  * @see https://www.rfc-editor.org/rfc/rfc4180#section-2
+ * @see https://owasp.org/www-community/attacks/CSV_Injection
  */
 export function csvField(value: string | number): string {
   const text = String(value);
+  if (typeof value === 'string' && FORMULA_START.test(text)) return `"'${text.replace(/"/g, '""')}"`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

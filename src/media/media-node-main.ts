@@ -5,7 +5,8 @@
  * it stops when its stdin closes, so a broker that dies without cleaning up leaves no media node behind.
  */
 import { randomUUID } from 'node:crypto';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../logging.js';
 import { createClient } from 'redis';
 import { createControlServer } from './control-api.js';
 import { MediaNode } from './media-node.js';
@@ -48,7 +49,7 @@ async function register(config: MediaNodeEnvConfig, node: MediaNode, logger: Log
 }
 
 async function main(): Promise<void> {
-  const logger = pino({ level: process.env.MEDIA_LOG_LEVEL || 'info', base: { service: 'media-node' } });
+  const logger = createLogger({ level: process.env.MEDIA_LOG_LEVEL || 'info', base: { service: 'media-node' } });
   let config: MediaNodeEnvConfig;
   try {
     config = mediaNodeConfigFromEnv(process.env);

@@ -1,15 +1,19 @@
 /**
- * GET /metrics: Prometheus text exposition. Public, like most scrape endpoints: it carries counts and
- * agency ids, no personal data, tokens or channel ids; a deployment that exposes the broker beyond its
- * network should keep /metrics behind the reverse proxy (or bind the broker to loopback, the default).
+ * GET /metrics: Prometheus text exposition. It carries per-agency usage and login counts, so it is not
+ * public (API.md "Operations"): with `BROKER_METRICS_TOKEN` set it answers only
+ * `Authorization: Bearer <token>` (from any address, loopback too); without it, only loopback clients.
+ * Everyone else gets 403. The address is the socket's own peer, never a forwarded header.
  *
  * Each app has its own Registry (not prom-client's global one) so tests and tools may build several.
  * Counters come from the audit log as it is written (the same facts as the evidence, never a second
  * opinion) and from finished requests; gauges are read from the slot store and media plane at scrape time.
  * @see https://prometheus.io/docs/practices/naming/
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { forbidden } from '../../core/errors.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditService } from '../../core/audit-service.js';
 import type { AuditEntry } from '../../core/model.js';
@@ -21,6 +25,8 @@ export interface MetricsOptions {
   audit: Pick<AuditService, 'onRecord'>;
   /** Where the API is mounted, to recognise the lease routes (default /api/v1). */
   apiPrefix?: string;
+  /** BROKER_METRICS_TOKEN: when set, the only credential /metrics accepts; unset: loopback clients only. */
+  token?: string;
 }
 
 declare module 'fastify' {
@@ -32,6 +38,26 @@ declare module 'fastify' {
 /** Audit action → the pool it concerns and what happened; the reason label comes from the entry. */
 const POOL_OF_ACTION: Record<string, 'forwarding' | 'analytics'> = { stream: 'forwarding', analytics: 'analytics' };
 const END_VERBS = new Set(['release', 'expire', 'preempt', 'revoke', 'source-failed']);
+
+/** 127.0.0.0/8, ::1 and IPv4-mapped loopback: the peer of the TCP connection itself. */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.toLowerCase().startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIPv4(v4)) return v4.startsWith('127.');
+  return address === '::1' || address === '0:0:0:0:0:0:0:1';
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * Who may scrape. The bearer value is compared in constant time on digests (equal lengths, so
+ * timingSafeEqual never throws and the length of the secret does not leak either).
+ */
+function scrapeAllowed(request: FastifyRequest, token: string | undefined): boolean {
+  if (token === undefined) return isLoopback(request.socket.remoteAddress);
+  const match = /^bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
+  return match !== null && timingSafeEqual(digest(match[1]!), digest(token));
+}
 
 async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions) {
   const registry = new Registry();
@@ -140,9 +166,17 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions) {
 
   app.decorate('metrics', registry);
   app.get('/metrics', {
+    // Not a user credential: the auth plugin lets it through, the handler checks the scrape rule.
     config: { public: true },
-    schema: { tags: ['operations'], produces: [registry.contentType], description: 'Prometheus text exposition (no authentication)' },
-    handler: async (_request, reply) => {
+    schema: {
+      tags: ['operations'],
+      produces: [registry.contentType],
+      description: 'Prometheus text exposition: `Authorization: Bearer <BROKER_METRICS_TOKEN>` when that is set, else loopback clients only (403 otherwise)',
+    },
+    handler: async (request, reply) => {
+      if (!scrapeAllowed(request, opts.token)) {
+        throw forbidden(opts.token === undefined ? 'metrics are served to loopback clients only' : 'metrics need the metrics bearer token');
+      }
       await refreshGauges();
       return reply.type(registry.contentType).send(await registry.metrics());
     },

@@ -26,6 +26,7 @@ import type { BrokerEvent, EventBus } from '../../core/events.js';
 import { ExpiryNotices } from '../../core/expiry-notices.js';
 import type { Principal } from '../../core/model.js';
 import type { AccessControl, SlotStore } from '../../core/ports.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { principalOf, type Authenticator } from '../plugins/auth.js';
 
 export interface EventRoutesOptions {
@@ -160,7 +161,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   });
 
   const schema = { tags: ['events'], querystring: EventsQuery, description: 'WebSocket; JSON messages {type, at, ...} (see API.md "Live events")' };
-  app.get('/events', { websocket: true, schema }, (socket, request) => {
+  // A plain GET (no upgrade) would get @fastify/websocket's empty 404: after authentication, it gets 426
+  // in the error shape instead (API.md "Conventions").
+  const upgradeRequired = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.ws) return;
+    void reply.header('upgrade', 'websocket');
+    throw new DomainError('UPGRADE_REQUIRED', 426, 'GET /events is a WebSocket: connect with Upgrade: websocket');
+  };
+  app.get('/events', { websocket: true, schema, preHandler: upgradeRequired }, (socket, request) => {
     const principal = principalOf(request);
     // Counted per credential, not per principal: one person's several devices each hold their own token.
     // The auth plugin authenticated exactly this (the header, else ?token=), so it parses.
