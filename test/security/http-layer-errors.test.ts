@@ -36,6 +36,7 @@ t.test('point 13: refusals made by the HTTP layer have the error shape', async (
     { name: 'many headers, too large together', bytes: request('GET /healthz HTTP/1.1', Array.from({ length: 200 }, (_, i) => `X-H${i}: ${'b'.repeat(30)}`)), status: 431, code: 'HEADERS_TOO_LARGE' },
     { name: 'an unknown route', bytes: request('GET /api/v1/nothing HTTP/1.1', [bearer]), status: 404, code: 'NOT_FOUND' },
     { name: 'an unknown route outside the API', bytes: request('GET /wp-admin/x.php HTTP/1.1', [bearer]), status: 404, code: 'NOT_FOUND' },
+    { name: 'an unknown route, no credentials', bytes: request('GET /api/v1/nothing HTTP/1.1'), status: 404, code: 'NOT_FOUND' },
     { name: 'an unknown Expect', bytes: request('POST /api/v1/auth/login HTTP/1.1', ['Expect: teapot', 'Content-Length: 0']), status: 417, code: 'EXPECTATION_FAILED' },
     { name: 'a plain GET on the events socket, unauthenticated', bytes: request('GET /api/v1/events HTTP/1.1'), status: 401, code: 'UNAUTHENTICATED' },
     { name: 'a plain GET on the events socket', bytes: request('GET /api/v1/events HTTP/1.1', [bearer]), status: 426, code: 'UPGRADE_REQUIRED' },

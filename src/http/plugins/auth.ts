@@ -32,6 +32,9 @@ async function authPlugin(app: FastifyInstance, opts: { authenticator: Authentic
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public) return;
+    // No route matched: the 404 handler answers, credentials or not (API.md: an unknown route is 404).
+    // It names no resource, so a stranger learns nothing a 401 would have hidden.
+    if (request.routeOptions.url === undefined) return;
     // Browsers cannot set headers on a WebSocket: the events socket may carry the token in ?token=.
     const query = request.query as Record<string, unknown> | undefined;
     const header =
