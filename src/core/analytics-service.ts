@@ -8,6 +8,7 @@ import { SourceUnavailableError, type AccessControl, type MediaControl, type Res
 import type { AuditService } from './audit-service.js';
 import type { CatalogService } from './catalog-service.js';
 import type { LeaseEffects } from './lease-effects.js';
+import type { GrantRevocation } from './grant-revocation.js';
 import type { AgencyLookup } from './stream-service.js';
 import { actorOf } from './stream-service.js';
 import { DomainError, notFound } from './errors.js';
@@ -39,6 +40,8 @@ export class AnalyticsService {
       catalog: CatalogService;
       agencies: AgencyLookup & { listIds(): string[] };
       effects: LeaseEffects;
+      /** Visibility of a live reservation's channel to its agency, re-checked on every read. */
+      grants: GrantRevocation;
     },
   ) {}
 
@@ -73,6 +76,11 @@ export class AnalyticsService {
       });
     }
     const reservation = result.reservation;
+    if (!this.o.grants.stillVisible(reservation)) {
+      // The agency's grants narrowed while the slot was being taken.
+      await this.o.grants.revokeReservation(reservation).catch(() => null);
+      throw notFound('channel');
+    }
     try {
       await this.startRelay(channel, reservation);
     } catch (err) {
@@ -126,7 +134,11 @@ export class AnalyticsService {
     this.o.access.assert(principal, 'analytics:read', { agencyId: principal.agencyId, ownerId: principal.id });
     const filter =
       principal.role === 'platform-admin' ? {} : principal.role === 'admin' ? { agencyId: principal.agencyId } : { principalId: principal.id };
-    const all = await this.o.slots.listReservations(filter);
+    const all = (await this.o.slots.listReservations(filter)).filter((r) => {
+      if (this.o.grants.stillVisible(r)) return true;
+      this.o.grants.revokeReservation(r).catch(() => undefined);
+      return false;
+    });
     return Promise.all(all.sort((a, b) => a.createdAt - b.createdAt).map((r) => this.view(r)));
   }
 
@@ -151,6 +163,11 @@ export class AnalyticsService {
     const reservation = await this.o.slots.getReservation(id);
     if (!reservation) throw notFound('reservation');
     this.o.access.assert(principal, action, { agencyId: reservation.agencyId, ownerId: reservation.principalId });
+    if (!this.o.grants.stillVisible(reservation)) {
+      // Defence in depth: a re-check after a grant change may not have reached this lease yet.
+      await this.o.grants.revokeReservation(reservation);
+      throw notFound('reservation');
+    }
     return reservation;
   }
 

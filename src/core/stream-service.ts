@@ -11,6 +11,7 @@ import type { AuditService } from './audit-service.js';
 import type { CatalogService } from './catalog-service.js';
 import type { EventBus } from './events.js';
 import type { LeaseEffects } from './lease-effects.js';
+import type { GrantRevocation } from './grant-revocation.js';
 import { DomainError, forbidden, notFound } from './errors.js';
 import { newId } from './ids.js';
 import { sourceUnavailable } from './source-unavailable.js';
@@ -28,6 +29,8 @@ export interface StreamServiceOptions {
   agencies: AgencyLookup;
   events: EventBus;
   effects: LeaseEffects;
+  /** Visibility of a live session's channel to its agency, re-checked on every read (grants narrow). */
+  grants: GrantRevocation;
   leaseTtlMs: number;
   /** How often a queued request re-reads its ticket (other brokers may grant it). */
   ticketPollMs?: number;
@@ -125,6 +128,11 @@ export class StreamService {
       if (result.replayed) return this.view(session);
     }
 
+    if (!this.o.grants.stillVisible(session)) {
+      // The agency's grants narrowed while the slot was being taken: the re-check may have missed it.
+      await this.o.grants.revokeSession(session).catch(() => this.giveBack(session.id));
+      throw notFound('channel');
+    }
     try {
       await this.ensureForward(channel, session, newForward, principal, input);
       await this.o.audit.record({
@@ -172,7 +180,7 @@ export class StreamService {
     if (scope === 'agency' && principal.role === 'operator') throw forbidden('operators see their own sessions');
     this.o.access.assert(principal, 'stream:read', { agencyId: principal.agencyId, ownerId: principal.id });
     const filter = scope === 'mine' ? { principalId: principal.id } : scope === 'agency' ? { agencyId: principal.agencyId } : {};
-    const sessions = await this.o.slots.listSessions(filter);
+    const sessions = (await this.o.slots.listSessions(filter)).filter((s) => this.visibleOrRevoke(s));
     return Promise.all(sessions.sort((a, b) => a.createdAt - b.createdAt).map((s) => this.view(s)));
   }
 
@@ -199,7 +207,19 @@ export class StreamService {
     const session = await this.o.slots.getSession(id);
     if (!session) throw notFound('session');
     this.o.access.assert(principal, action, { agencyId: session.agencyId, ownerId: session.principalId });
+    if (!this.o.grants.stillVisible(session)) {
+      // Defence in depth: a re-check after a grant change may not have reached this lease yet.
+      await this.o.grants.revokeSession(session);
+      throw notFound('session');
+    }
     return session;
+  }
+
+  /** For listings: a session its agency may no longer see is ended (in the background) and left out. */
+  private visibleOrRevoke(session: SessionLease): boolean {
+    if (this.o.grants.stillVisible(session)) return true;
+    this.o.grants.revokeSession(session).catch(() => undefined);
+    return false;
   }
 
   private async ensureForward(channel: Channel, session: SessionLease, newForward: boolean, principal: Principal, input: OpenStreamInput) {
