@@ -171,7 +171,11 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     policyPath: `${policiesDir}policy.csv`,
     persistence: documentPolicyPersistence(store),
   });
-  const audit = new AuditService(auditStore);
+  const audit = new AuditService(auditStore, {
+    coalesceWindowMs: config.auditCoalesceSeconds * 1000,
+    coalesceMaxKeys: config.auditCoalesceMaxKeys,
+    onError: (err) => logger.error({ err }, 'audit: a summary of repeated denials could not be written'),
+  });
   const accounts = await AccountsService.open({
     store,
     access,
@@ -261,6 +265,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
       await grants.settled();
       effects.close();
       await media.close();
+      await audit.close();
       await stores.close();
     },
   };

@@ -52,6 +52,10 @@ export const ConfigSchema = Type.Object(
     wsMaxConnectionsPerToken: Type.Integer({ minimum: 1, maximum: 100 }),
     wsMaxBufferedBytes: Type.Integer({ minimum: 4096, maximum: 64 * 1048576 }),
     shutdownGraceSeconds: Seconds(1, 300),
+    /** Repeated denials of one caller are counted into one audit entry per window (API.md "Audit"). */
+    auditCoalesceSeconds: Seconds(1, 3600),
+    /** Callers whose denials are counted at once; beyond it they are merged into one entry per window. */
+    auditCoalesceMaxKeys: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   },
   { additionalProperties: false },
 );

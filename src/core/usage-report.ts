@@ -14,7 +14,7 @@ export interface AgencyUsage {
   /** Viewing time of the sessions that ended in the month, to 0.1 minute. */
   viewingMinutes: number;
   analyticsReservations: number;
-  /** Stream and analytics requests refused. */
+  /** Stream and analytics requests refused (a coalesced entry counts as the denials it stands for). */
   denied: number;
 }
 
@@ -65,7 +65,9 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
     } else if (entry.action === 'analytics.grant' && entry.outcome === 'ok') {
       tally(agencyId).analyticsReservations++;
     } else if (entry.action === 'stream.deny' || entry.action === 'analytics.deny') {
-      tally(agencyId).denied++;
+      // A summary of repeated denials (denial-coalescer.ts) stands for `count` of them.
+      const count = entry.details?.count;
+      tally(agencyId).denied += entry.outcome === 'denied' && typeof count === 'number' && count > 0 ? count : 1;
     }
   }
 
