@@ -245,22 +245,34 @@ export class StreamService {
   private async awaitTicket(ticketId: string, waitMs: number, signal?: AbortSignal) {
     const deadline = Date.now() + waitMs;
     const pollMs = this.o.ticketPollMs ?? 200;
+    // One wake-up for the whole wait (a grant here, or the client leaving), registered once: a
+    // listener per poll piled up on the request's signal (MaxListenersExceededWarning after 4 s).
+    let resolvePause: (() => void) | undefined;
+    let woken = false;
+    const wake = () => {
+      woken = true;
+      resolvePause?.();
+    };
+    this.ticketWaiters.set(ticketId, wake);
+    signal?.addEventListener('abort', wake, { once: true });
     try {
       while (Date.now() < deadline && !signal?.aborted) {
+        woken = false;
         const outcome = await this.o.slots.ticketOutcome(ticketId);
         if (outcome.kind !== 'pending') return outcome;
+        if (woken) continue; // woken while reading: read again at once
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now())));
-          const wake = () => {
+          const timer = setTimeout(() => resolvePause?.(), Math.min(pollMs, Math.max(0, deadline - Date.now())));
+          resolvePause = () => {
             clearTimeout(timer);
+            resolvePause = undefined;
             resolve();
           };
-          this.ticketWaiters.set(ticketId, wake);
-          signal?.addEventListener('abort', wake, { once: true });
         });
       }
     } finally {
       this.ticketWaiters.delete(ticketId);
+      signal?.removeEventListener('abort', wake);
     }
     // Out of time or client gone: leave the queue, unless a grant raced in first.
     return this.o.slots.cancelTicket(ticketId);
