@@ -4,7 +4,7 @@
  * @see ../shared/API.md "Analytics", "Capacity"
  */
 import type { Channel, Principal } from './model.js';
-import { SourceUnavailableError, type AccessControl, type MediaControl, type ReservationLease, type SlotStore } from './ports.js';
+import { ForwardStartError, type AccessControl, type MediaControl, type ReservationLease, type SlotStore } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import type { CatalogService } from './catalog-service.js';
 import type { LeaseEffects } from './lease-effects.js';
@@ -13,7 +13,7 @@ import type { AgencyLookup } from './stream-service.js';
 import { actorOf } from './stream-service.js';
 import { DomainError, notFound } from './errors.js';
 import { analyticsStreamKey } from './stream-keys.js';
-import { sourceUnavailable } from './source-unavailable.js';
+import { forwardStartFailed } from './source-unavailable.js';
 import { newId } from './ids.js';
 
 export interface ReservationView {
@@ -51,6 +51,19 @@ export class AnalyticsService {
     const agency = this.o.agencies.agency(principal.agencyId);
     if (!agency) throw notFound('agency');
     const ttlMs = (input.ttlSeconds ?? DEFAULT_RESERVATION_TTL_SECONDS) * 1000;
+    if (!channel.sourceUrl) {
+      // A catalog entry without a source cannot be relayed: refused before any slot is taken.
+      await this.o.audit.record({
+        actor: actorOf(principal),
+        action: 'analytics.deny',
+        target: `channel:${channel.id}`,
+        outcome: 'denied',
+        reason: 'source-invalid',
+        purpose: input.task,
+        details: { channelId: channel.id, agencyId: principal.agencyId },
+      });
+      throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} has no source the platform can relay`);
+    }
     const result = await this.o.slots.openReservation({
       reservationId: newId('r'),
       channelId: channel.id,
@@ -84,10 +97,13 @@ export class AnalyticsService {
     try {
       await this.startRelay(channel, reservation);
     } catch (err) {
-      if (!(err instanceof SourceUnavailableError)) throw err;
-      // No slot is kept for a source that sent nothing.
+      if (!(err instanceof ForwardStartError)) {
+        await this.o.slots.endReservation(reservation.id, 'released').catch(() => null);
+        throw err;
+      }
+      // No slot is kept for a relay that did not start.
       await this.o.slots.endReservation(reservation.id, 'source-failed').catch(() => null);
-      throw await sourceUnavailable(this.o.audit, principal, { action: 'analytics.deny', channelId: channel.id, purpose: input.task });
+      throw await forwardStartFailed(this.o.audit, principal, err, { action: 'analytics.deny', channelId: channel.id, purpose: input.task });
     }
     try {
       await this.o.audit.record({

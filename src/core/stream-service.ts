@@ -6,7 +6,7 @@
  */
 import type { Channel, EndReason, Principal, Priority } from './model.js';
 import type { AccessControl, MediaControl, PlayUrls, SessionLease, SlotStore } from './ports.js';
-import { SourceUnavailableError } from './ports.js';
+import { ForwardStartError } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import type { CatalogService } from './catalog-service.js';
 import type { EventBus } from './events.js';
@@ -14,7 +14,7 @@ import type { LeaseEffects } from './lease-effects.js';
 import type { GrantRevocation } from './grant-revocation.js';
 import { DomainError, forbidden, notFound } from './errors.js';
 import { newId } from './ids.js';
-import { sourceUnavailable } from './source-unavailable.js';
+import { forwardStartFailed } from './source-unavailable.js';
 
 export interface AgencyLookup {
   agency(id: string): { quotas: { forwarding: number; analytics: number }; canPreempt: boolean } | undefined;
@@ -82,6 +82,11 @@ export class StreamService {
       await this.deny(principal, input, `channel-${channel.status}`);
       throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} is ${channel.status}`);
     }
+    if (!channel.sourceUrl) {
+      // A catalog entry without a source cannot be relayed: refused before any slot is taken.
+      await this.deny(principal, input, 'source-invalid');
+      throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} has no source the platform can relay`);
+    }
 
     const result = await this.o.slots.openSession({
       sessionId: newId('s'),
@@ -145,9 +150,9 @@ export class StreamService {
       });
     } catch (err) {
       // The client will never hear of this session (no grant on record, or no video): give its slot
-      // back now instead of holding it until the lease lapses. A failed source already freed it.
-      if (!(err instanceof DomainError && err.code === 'SOURCE_UNAVAILABLE')) await this.giveBack(session.id);
-      throw err;
+      // back now instead of holding it until the lease lapses. A failed start already freed it.
+      if (!(err instanceof ForwardStartFailure)) await this.giveBack(session.id);
+      throw err instanceof ForwardStartFailure ? err.answer : err;
     }
     this.o.effects.capacityChanged();
     return this.view(session);
@@ -235,10 +240,10 @@ export class StreamService {
     try {
       await start;
     } catch (err) {
-      if (!(err instanceof SourceUnavailableError)) throw err;
-      // No slot is kept for a source that sent nothing: the forward and its sessions end now.
+      if (!(err instanceof ForwardStartError)) throw err;
+      // No slot is kept for a relay that did not start: the forward and its sessions end now.
       await this.o.effects.apply(await this.o.slots.failForward(channel.id, session.fence));
-      throw await sourceUnavailable(this.o.audit, principal, { action: 'stream.deny', channelId: channel.id, purpose: input.purpose });
+      throw new ForwardStartFailure(await forwardStartFailed(this.o.audit, principal, err, { action: 'stream.deny', channelId: channel.id, purpose: input.purpose }));
     }
   }
 
@@ -310,6 +315,13 @@ export class StreamService {
       expiresAt: new Date(session.expiresAt).toISOString(),
       urls: await this.o.media.playUrls({ sessionId: session.id, channelId: session.channelId, fence: session.fence, expiresAt: session.expiresAt }),
     };
+  }
+}
+
+/** A relay that did not start, already refused on record and its slot freed: carries the answer. */
+class ForwardStartFailure extends Error {
+  constructor(readonly answer: DomainError) {
+    super(answer.message);
   }
 }
 
