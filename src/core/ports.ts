@@ -245,6 +245,13 @@ export interface MediaControl {
    * for a source URL no node relays).
    */
   startForward(input: { channelId: string; network: string; sourceUrl: string; fence: number }): Promise<{ nodeId: string }>;
+  /**
+   * A viewer joining a forward that another broker created: resolves once that forward (this fence)
+   * has started, wherever it was started; rejects with the ForwardStartError its start failed with.
+   * Bounded by the source timeout (plus slack). Adapters with one broker per node resolve at once:
+   * in-process joiners already share the start.
+   */
+  awaitForward(input: { channelId: string; fence: number }): Promise<void>;
   stopForward(channelId: string, fence: number): Promise<void>;
   /** Cut the players of one session (release, expiry, preemption, revocation). */
   disconnectSession(sessionId: string, channelId: string): Promise<void>;

@@ -138,8 +138,11 @@ export class StreamService {
       await this.o.grants.revokeSession(session).catch(() => this.giveBack(session.id));
       throw notFound('channel');
     }
+    let view: StreamView;
     try {
       await this.ensureForward(channel, session, newForward, principal, input);
+      // URLs before the grant goes on record: a grant is audited only once the client can be answered.
+      view = await this.view(session);
       await this.o.audit.record({
         actor: actorOf(principal),
         action: 'stream.grant',
@@ -155,7 +158,7 @@ export class StreamService {
       throw err instanceof ForwardStartFailure ? err.answer : err;
     }
     this.o.effects.capacityChanged();
-    return this.view(session);
+    return view;
   }
 
   /** A failed heartbeat (session ended, expired or not the caller's) is audited: the client may be watching without a lease. */
@@ -227,15 +230,20 @@ export class StreamService {
     return false;
   }
 
+  /**
+   * The first viewer starts the channel's forward; a joiner waits for that start, in this process or
+   * (through the media plane) wherever it runs, so it never gets URLs of a relay that is not there.
+   * A start that fails answers every viewer of it the same way, and frees their slots.
+   */
   private async ensureForward(channel: Channel, session: SessionLease, newForward: boolean, principal: Principal, input: OpenStreamInput) {
-    let start = this.starting.get(channel.id);
-    if (newForward || !start) {
-      if (!newForward) return;
-      start = this.o.media
-        .startForward({ channelId: channel.id, network: channel.network, sourceUrl: channel.sourceUrl ?? '', fence: session.fence })
-        .then(() => undefined)
-        .finally(() => this.starting.delete(channel.id));
-      this.starting.set(channel.id, start);
+    const key = `${channel.id}#${session.fence}`;
+    let start = this.starting.get(key);
+    if (!start) {
+      const started = newForward
+        ? this.o.media.startForward({ channelId: channel.id, network: channel.network, sourceUrl: channel.sourceUrl ?? '', fence: session.fence })
+        : this.o.media.awaitForward({ channelId: channel.id, fence: session.fence });
+      start = started.then(() => undefined).finally(() => this.starting.delete(key));
+      this.starting.set(key, start);
     }
     try {
       await start;
