@@ -12,6 +12,12 @@
  */
 import type { AuditDraft } from './model.js';
 
+/** How many requests an audit entry stands for: a summary of repeated denials counts what it counted. */
+export function requestsOf(entry: Pick<AuditDraft, 'outcome' | 'details'>): number {
+  const count = entry.details?.count;
+  return entry.outcome === 'denied' && typeof count === 'number' && Number.isSafeInteger(count) && count > 0 ? count : 1;
+}
+
 export interface DenialCoalescerOptions {
   /** One entry per key per window (API.md: a minute). */
   windowMs: number;

@@ -4,6 +4,7 @@
  * @see ../shared/API.md "Reports"
  */
 import type { AuditEntry } from './model.js';
+import { requestsOf } from './denial-coalescer.js';
 
 export interface AgencyUsage {
   agencyId: string;
@@ -66,8 +67,7 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
       tally(agencyId).analyticsReservations++;
     } else if (entry.action === 'stream.deny' || entry.action === 'analytics.deny') {
       // A summary of repeated denials (denial-coalescer.ts) stands for `count` of them.
-      const count = entry.details?.count;
-      tally(agencyId).denied += entry.outcome === 'denied' && typeof count === 'number' && count > 0 ? count : 1;
+      tally(agencyId).denied += requestsOf(entry);
     }
   }
 

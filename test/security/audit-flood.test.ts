@@ -51,6 +51,8 @@ for (const store of STORES) {
       t.ok(denials.every((e) => e.outcome === 'denied' && e.reason === 'not-found' && e.actor.id === a.operatorId));
       t.ok(denials.some((e) => (e.details?.count ?? 0) > 1), 'a summary entry carries the count');
       t.equal((await tb.app.inject({ url: '/api/v1/audit/verify', headers: auth(tb.adminToken) })).json().ok, true, 'the chain still verifies');
+      const metrics = (await tb.app.inject({ url: '/metrics', headers: auth(tb.adminToken) })).body;
+      t.match(metrics, /broker_lease_heartbeat_failures_total\{pool="forwarding"\} 300\b/, 'the metrics count every refused heartbeat, not every entry');
     });
 
     t.test('point 12: callers beyond the key cap are merged into one entry per window; the total still adds up', async (t) => {
