@@ -15,6 +15,7 @@ import { StreamService } from './core/stream-service.js';
 import { AnalyticsService } from './core/analytics-service.js';
 import { reservationOfStreamKey } from './core/stream-keys.js';
 import { LeaseEffects } from './core/lease-effects.js';
+import { GrantRevocation } from './core/grant-revocation.js';
 import { LocalEventBus, type EventBus } from './core/events.js';
 import { AccountsService } from './accounts/accounts-service.js';
 import { LoginThrottle, type LoginAttemptCounter } from './accounts/login-throttle.js';
@@ -167,7 +168,11 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     policyPath: `${policiesDir}policy.csv`,
     persistence: documentPolicyPersistence(store),
   });
-  const audit = new AuditService(auditStore);
+  const audit = new AuditService(auditStore, {
+    coalesceWindowMs: config.auditCoalesceSeconds * 1000,
+    coalesceMaxKeys: config.auditCoalesceMaxKeys,
+    onError: (err) => logger.error({ err }, 'audit: a summary of repeated denials could not be written'),
+  });
   const accounts = await AccountsService.open({
     store,
     access,
@@ -200,12 +205,17 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     onTicketGranted: (ticketId) => streams?.wakeTicket(ticketId),
     log: logger,
   });
+  // A narrowed grant (an agency's networks/classes, a channel's class), made here or on another
+  // broker: live leases the agency may no longer see end `revoked` (API.md "Agencies").
+  const grants = new GrantRevocation({ slots, access, channel: (id) => catalog.channel(id), effects, log: logger });
+  access.onChange((change) => grants.changed(change.source === 'local' ? { agencyId: change.agencyId } : 'all'));
+  catalog.onClassChange((channelId) => grants.changed({ channelId }));
   const agencies = {
     agency: (id: string) => accounts.agency(id),
     listIds: () => accounts.agencyIds(),
   };
-  streams = new StreamService({ slots, media, access, audit, catalog, agencies, events, effects, leaseTtlMs: config.leaseTtlSeconds * 1000 });
-  const analytics = new AnalyticsService({ slots, media, access, audit, catalog, agencies, effects });
+  streams = new StreamService({ slots, media, access, audit, catalog, agencies, events, effects, grants, leaseTtlMs: config.leaseTtlSeconds * 1000 });
+  const analytics = new AnalyticsService({ slots, media, access, audit, catalog, agencies, effects, grants });
 
   accounts.onRevocation(async (principalId, actor) => effects.apply(await slots.endAllOf(principalId, 'revoked'), actor));
   media.onForwardFailed((streamKey, fence) => {
@@ -250,8 +260,10 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     async close() {
       clearInterval(sweepTimer);
       await sweeping;
+      await grants.settled();
       effects.close();
       await media.close();
+      await audit.close();
       await stores.close();
     },
   };

@@ -75,6 +75,10 @@ export const ConfigSchema = Type.Object(
     maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576 }),
     /** Bearer token /metrics requires when set; unset: loopback clients only (API.md "Operations"). */
     metricsToken: Type.Optional(Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' })),
+    /** Repeated denials of one caller are counted into one audit entry per window (API.md "Audit"). */
+    auditCoalesceSeconds: Seconds(1, 3600),
+    /** Callers whose denials are counted at once; beyond it they are merged into one entry per window. */
+    auditCoalesceMaxKeys: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   },
   { additionalProperties: false },
 );

@@ -4,15 +4,16 @@
  * @see ../shared/API.md "Analytics", "Capacity"
  */
 import type { Channel, Principal } from './model.js';
-import { SourceUnavailableError, type AccessControl, type MediaControl, type ReservationLease, type SlotStore } from './ports.js';
+import { ForwardStartError, type AccessControl, type MediaControl, type ReservationLease, type SlotStore } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import type { CatalogService } from './catalog-service.js';
 import type { LeaseEffects } from './lease-effects.js';
+import type { GrantRevocation } from './grant-revocation.js';
 import type { AgencyLookup } from './stream-service.js';
 import { actorOf } from './stream-service.js';
 import { DomainError, notFound } from './errors.js';
 import { analyticsStreamKey } from './stream-keys.js';
-import { sourceUnavailable } from './source-unavailable.js';
+import { forwardStartFailed } from './source-unavailable.js';
 import { newId } from './ids.js';
 
 export interface ReservationView {
@@ -39,6 +40,8 @@ export class AnalyticsService {
       catalog: CatalogService;
       agencies: AgencyLookup & { listIds(): string[] };
       effects: LeaseEffects;
+      /** Visibility of a live reservation's channel to its agency, re-checked on every read. */
+      grants: GrantRevocation;
     },
   ) {}
 
@@ -48,6 +51,19 @@ export class AnalyticsService {
     const agency = this.o.agencies.agency(principal.agencyId);
     if (!agency) throw notFound('agency');
     const ttlMs = (input.ttlSeconds ?? DEFAULT_RESERVATION_TTL_SECONDS) * 1000;
+    if (!channel.sourceUrl) {
+      // A catalog entry without a source cannot be relayed: refused before any slot is taken.
+      await this.o.audit.record({
+        actor: actorOf(principal),
+        action: 'analytics.deny',
+        target: `channel:${channel.id}`,
+        outcome: 'denied',
+        reason: 'source-invalid',
+        purpose: input.task,
+        details: { channelId: channel.id, agencyId: principal.agencyId },
+      });
+      throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} has no source the platform can relay`);
+    }
     const result = await this.o.slots.openReservation({
       reservationId: newId('r'),
       channelId: channel.id,
@@ -73,13 +89,21 @@ export class AnalyticsService {
       });
     }
     const reservation = result.reservation;
+    if (!this.o.grants.stillVisible(reservation)) {
+      // The agency's grants narrowed while the slot was being taken.
+      await this.o.grants.revokeReservation(reservation).catch(() => null);
+      throw notFound('channel');
+    }
     try {
       await this.startRelay(channel, reservation);
     } catch (err) {
-      if (!(err instanceof SourceUnavailableError)) throw err;
-      // No slot is kept for a source that sent nothing.
+      if (!(err instanceof ForwardStartError)) {
+        await this.o.slots.endReservation(reservation.id, 'released').catch(() => null);
+        throw err;
+      }
+      // No slot is kept for a relay that did not start.
       await this.o.slots.endReservation(reservation.id, 'source-failed').catch(() => null);
-      throw await sourceUnavailable(this.o.audit, principal, { action: 'analytics.deny', channelId: channel.id, purpose: input.task });
+      throw await forwardStartFailed(this.o.audit, principal, err, { action: 'analytics.deny', channelId: channel.id, purpose: input.task });
     }
     try {
       await this.o.audit.record({
@@ -125,7 +149,11 @@ export class AnalyticsService {
   async list(principal: Principal): Promise<ReservationView[]> {
     const reach = this.o.access.reach(principal, 'analytics:read');
     const filter = reach === 'any' ? {} : reach === 'own' ? { agencyId: principal.agencyId } : { principalId: principal.id };
-    const all = await this.o.slots.listReservations(filter);
+    const all = (await this.o.slots.listReservations(filter)).filter((r) => {
+      if (this.o.grants.stillVisible(r)) return true;
+      this.o.grants.revokeReservation(r).catch(() => undefined);
+      return false;
+    });
     return Promise.all(all.sort((a, b) => a.createdAt - b.createdAt).map((r) => this.view(r)));
   }
 
@@ -151,6 +179,11 @@ export class AnalyticsService {
     const reservation = await this.o.slots.getReservation(id);
     if (!reservation) throw notFound('reservation');
     this.o.access.assert(principal, action, { agencyId: reservation.agencyId, ownerId: reservation.principalId });
+    if (!this.o.grants.stillVisible(reservation)) {
+      // Defence in depth: a re-check after a grant change may not have reached this lease yet.
+      await this.o.grants.revokeReservation(reservation);
+      throw notFound('reservation');
+    }
     return reservation;
   }
 

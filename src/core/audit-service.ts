@@ -8,6 +8,7 @@ import type { AccessScope, AuditQuery, AuditStore } from './ports.js';
 import { badRequest } from './errors.js';
 import { verifyChain } from './audit-chain.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { DenialCoalescer } from './denial-coalescer.js';
 
 export interface AuditFilter {
   agencyId?: string;
@@ -20,13 +21,59 @@ export interface AuditFilter {
   cursor?: string;
 }
 
+export interface AuditServiceOptions {
+  /** Repeated denials of one caller are counted into one entry per window (default: a minute). */
+  coalesceWindowMs?: number;
+  /** Bound of the denial coalescer's keys (BROKER_AUDIT_COALESCE_MAX_KEYS). */
+  coalesceMaxKeys?: number;
+  /** A summary written on the coalescer's timer failed (the store is down): there is no caller to tell. */
+  onError?: (err: unknown) => void;
+  now?: () => number;
+}
+
 export class AuditService {
   private readonly listeners = new Set<(entry: AuditEntry) => void>();
+  private readonly denials: DenialCoalescer;
 
-  constructor(private readonly store: AuditStore) {}
+  constructor(
+    private readonly store: AuditStore,
+    options: AuditServiceOptions = {},
+  ) {
+    this.denials = new DenialCoalescer({
+      windowMs: options.coalesceWindowMs ?? 60_000,
+      maxKeys: options.coalesceMaxKeys ?? 10_000,
+      now: options.now,
+      write: async (draft) => {
+        try {
+          await this.append([draft]);
+        } catch (err) {
+          options.onError?.(err);
+        }
+      },
+    });
+  }
 
-  /** Durable when resolved. Callers await it before answering, so an acknowledged action is on record. */
+  /**
+   * Durable when resolved. Callers await it before answering, so an acknowledged action is on record.
+   * The exception is a repeated denial (API.md "Audit"): it is counted, and on record as part of one
+   * summary entry once its window closes; it is not among the entries returned.
+   */
   async record(...drafts: AuditDraft[]): Promise<AuditEntry[]> {
+    const written = drafts.filter((draft) => !this.denials.absorb(draft));
+    return written.length > 0 ? this.append(written) : [];
+  }
+
+  /** Writes the summaries of every open denial window now (close, tests, reports that must be complete). */
+  flushDenials(): Promise<void> {
+    return this.denials.flush(true);
+  }
+
+  /** Writes what is pending and stops the coalescer's timer; call before the store closes. */
+  close(): Promise<void> {
+    return this.denials.close();
+  }
+
+  private async append(drafts: AuditDraft[]): Promise<AuditEntry[]> {
     const entries = await this.store.append(drafts);
     for (const entry of entries) for (const listener of this.listeners) listener(entry);
     return entries;

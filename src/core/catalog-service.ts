@@ -24,6 +24,7 @@ export interface ChannelQuery {
 
 export interface ChannelPatch {
   name?: string;
+  class?: ChannelClass;
   status?: ChannelStatus;
   sourceUrl?: string;
   location?: GeoPoint;
@@ -41,7 +42,12 @@ const MAX_REJECTIONS_LISTED = 1000;
 /** Channels written to the store per call. */
 const STORE_BATCH = 5000;
 
+/** A channel's class changed (here or on another broker): who may see it changed with it. */
+export type ClassChangeListener = (channelId: string) => void;
+
 export class CatalogService {
+  private readonly classChangeListeners: ClassChangeListener[] = [];
+
   constructor(
     private readonly index: CatalogIndex,
     private readonly store: DocumentStore,
@@ -50,7 +56,10 @@ export class CatalogService {
   ) {
     // Another broker imported or patched channels (Redis mode).
     store.onRemoteChange(({ collection, doc }) => {
-      if (collection === 'channels' && doc) index.upsert(doc as Channel);
+      if (collection !== 'channels' || !doc) return;
+      const changed = this.classChanged([doc as Channel]);
+      index.upsert(doc as Channel);
+      this.tellClassChanged(changed);
     });
   }
 
@@ -58,6 +67,10 @@ export class CatalogService {
     const index = new CatalogIndex();
     index.upsertMany(await store.all<Channel>('channels'));
     return new CatalogService(index, store, access, audit);
+  }
+
+  onClassChange(listener: ClassChangeListener): void {
+    this.classChangeListeners.push(listener);
   }
 
   get size(): number {
@@ -103,7 +116,9 @@ export class CatalogService {
     const checked = validateChannel({ ...current, ...patch });
     if (!checked.ok) throw badRequest(checked.message, checked.code);
     await this.store.put('channels', id, checked.channel);
+    const changed = this.classChanged([checked.channel]);
     this.index.upsert(checked.channel);
+    this.tellClassChanged(changed);
     await this.audit.record({
       actor: { id: principal.id, role: principal.role, agencyId: principal.agencyId },
       action: 'channel.update',
@@ -157,7 +172,23 @@ export class CatalogService {
     for (let i = 0; i < channels.length; i += STORE_BATCH) {
       await this.store.putMany('channels', channels.slice(i, i + STORE_BATCH).map((doc) => ({ id: doc.id, doc })));
     }
-    if (channels.length > 0) this.index.upsertMany(channels);
+    if (channels.length === 0) return;
+    const changed = this.classChanged(channels);
+    this.index.upsertMany(channels);
+    this.tellClassChanged(changed);
+  }
+
+  /** Ids of the channels whose class differs from the one indexed now (checked before upserting). */
+  private classChanged(channels: readonly Channel[]): string[] {
+    if (this.classChangeListeners.length === 0) return [];
+    return channels.filter((c) => {
+      const current = this.index.get(c.id);
+      return current !== undefined && current.class !== c.class;
+    }).map((c) => c.id);
+  }
+
+  private tellClassChanged(channelIds: readonly string[]): void {
+    for (const id of channelIds) for (const listener of this.classChangeListeners) listener(id);
   }
 
   /** Reading channels platform-wide (`any`) sees past the agency grants: every channel of the catalog. */

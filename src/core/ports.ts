@@ -240,9 +240,18 @@ export interface MediaNodeLoad {
 export interface MediaControl {
   /**
    * Start relaying a channel (idempotent per fence). Resolves once the source sent its first media
-   * data; rejects with SourceUnavailableError when nothing came within the source timeout.
+   * data; rejects with a ForwardStartError naming the cause (SourceUnavailableError when nothing came
+   * within the source timeout, MediaUnavailableError when no node could take it, SourceInvalidError
+   * for a source URL no node relays).
    */
   startForward(input: { channelId: string; network: string; sourceUrl: string; fence: number }): Promise<{ nodeId: string }>;
+  /**
+   * A viewer joining a forward that another broker created: resolves once that forward (this fence)
+   * has started, wherever it was started; rejects with the ForwardStartError its start failed with.
+   * Bounded by the source timeout (plus slack). Adapters with one broker per node resolve at once:
+   * in-process joiners already share the start.
+   */
+  awaitForward(input: { channelId: string; fence: number }): Promise<void>;
   stopForward(channelId: string, fence: number): Promise<void>;
   /** Cut the players of one session (release, expiry, preemption, revocation). */
   disconnectSession(sessionId: string, channelId: string): Promise<void>;
@@ -254,10 +263,39 @@ export interface MediaControl {
   close(): Promise<void>;
 }
 
-export class SourceUnavailableError extends Error {
+/**
+ * Why a relay could not start. Each media adapter translates what its node answered into one of
+ * these, once, where it speaks to the node (media-node-client.ts); the core answers each the same way
+ * for streams and reservations (source-unavailable.ts). The cause matters: it is what the audit log
+ * states and what the caller is told to do.
+ */
+export abstract class ForwardStartError extends Error {}
+
+/** The source (the camera) sent nothing within the source timeout: 504 SOURCE_UNAVAILABLE. */
+export class SourceUnavailableError extends ForwardStartError {
   constructor(message: string) {
     super(message);
     this.name = 'SourceUnavailableError';
+  }
+}
+
+/**
+ * No media node could take the relay: none reachable or registered for the channel's network, none
+ * with room, one restarting or refusing our control secret. The platform's fault, not the camera's:
+ * 503 UNAVAILABLE.
+ */
+export class MediaUnavailableError extends ForwardStartError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MediaUnavailableError';
+  }
+}
+
+/** The channel's source URL is empty or not one a node relays: the catalog must be fixed (409 CHANNEL_OFFLINE). */
+export class SourceInvalidError extends ForwardStartError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceInvalidError';
   }
 }
 

@@ -6,14 +6,15 @@
  */
 import type { Channel, EndReason, Principal, Priority } from './model.js';
 import type { AccessControl, MediaControl, PlayUrls, SessionLease, SlotStore } from './ports.js';
-import { SourceUnavailableError } from './ports.js';
+import { ForwardStartError } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import type { CatalogService } from './catalog-service.js';
 import type { EventBus } from './events.js';
 import type { LeaseEffects } from './lease-effects.js';
+import type { GrantRevocation } from './grant-revocation.js';
 import { conflict, DomainError, forbidden, notFound } from './errors.js';
 import { newId } from './ids.js';
-import { sourceUnavailable } from './source-unavailable.js';
+import { forwardStartFailed } from './source-unavailable.js';
 
 export interface AgencyLookup {
   agency(id: string): { quotas: { forwarding: number; analytics: number }; canPreempt: boolean } | undefined;
@@ -28,6 +29,8 @@ export interface StreamServiceOptions {
   agencies: AgencyLookup;
   events: EventBus;
   effects: LeaseEffects;
+  /** Visibility of a live session's channel to its agency, re-checked on every read (grants narrow). */
+  grants: GrantRevocation;
   leaseTtlMs: number;
   /** How often a queued request re-reads its ticket (other brokers may grant it). */
   ticketPollMs?: number;
@@ -78,6 +81,11 @@ export class StreamService {
     if (channel.status !== 'online') {
       await this.deny(principal, input, `channel-${channel.status}`);
       throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} is ${channel.status}`);
+    }
+    if (!channel.sourceUrl) {
+      // A catalog entry without a source cannot be relayed: refused before any slot is taken.
+      await this.deny(principal, input, 'source-invalid');
+      throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} has no source the platform can relay`);
     }
 
     const result = await this.o.slots.openSession({
@@ -132,8 +140,16 @@ export class StreamService {
       }
     }
 
+    if (!this.o.grants.stillVisible(session)) {
+      // The agency's grants narrowed while the slot was being taken: the re-check may have missed it.
+      await this.o.grants.revokeSession(session).catch(() => this.giveBack(session.id));
+      throw notFound('channel');
+    }
+    let view: StreamView;
     try {
       await this.ensureForward(channel, session, newForward, principal, input);
+      // URLs before the grant goes on record: a grant is audited only once the client can be answered.
+      view = await this.view(session);
       await this.o.audit.record({
         actor: actorOf(principal),
         action: 'stream.grant',
@@ -144,12 +160,12 @@ export class StreamService {
       });
     } catch (err) {
       // The client will never hear of this session (no grant on record, or no video): give its slot
-      // back now instead of holding it until the lease lapses. A failed source already freed it.
-      if (!(err instanceof DomainError && err.code === 'SOURCE_UNAVAILABLE')) await this.giveBack(session.id);
-      throw err;
+      // back now instead of holding it until the lease lapses. A failed start already freed it.
+      if (!(err instanceof ForwardStartFailure)) await this.giveBack(session.id);
+      throw err instanceof ForwardStartFailure ? err.answer : err;
     }
     this.o.effects.capacityChanged();
-    return this.view(session);
+    return view;
   }
 
   /** A failed heartbeat (session ended, expired or not the caller's) is audited: the client may be watching without a lease. */
@@ -178,7 +194,7 @@ export class StreamService {
     const width = scope === 'mine' ? { agencyId: principal.agencyId, ownerId: principal.id } : scope === 'agency' ? { agencyId: principal.agencyId } : {};
     this.o.access.assertList(principal, 'stream:read', width);
     const filter = scope === 'mine' ? { principalId: principal.id } : scope === 'agency' ? { agencyId: principal.agencyId } : {};
-    const sessions = await this.o.slots.listSessions(filter);
+    const sessions = (await this.o.slots.listSessions(filter)).filter((s) => this.visibleOrRevoke(s));
     return Promise.all(sessions.sort((a, b) => a.createdAt - b.createdAt).map((s) => this.view(s)));
   }
 
@@ -205,48 +221,77 @@ export class StreamService {
     const session = await this.o.slots.getSession(id);
     if (!session) throw notFound('session');
     this.o.access.assert(principal, action, { agencyId: session.agencyId, ownerId: session.principalId });
+    if (!this.o.grants.stillVisible(session)) {
+      // Defence in depth: a re-check after a grant change may not have reached this lease yet.
+      await this.o.grants.revokeSession(session);
+      throw notFound('session');
+    }
     return session;
   }
 
+  /** For listings: a session its agency may no longer see is ended (in the background) and left out. */
+  private visibleOrRevoke(session: SessionLease): boolean {
+    if (this.o.grants.stillVisible(session)) return true;
+    this.o.grants.revokeSession(session).catch(() => undefined);
+    return false;
+  }
+
+  /**
+   * The first viewer starts the channel's forward; a joiner waits for that start, in this process or
+   * (through the media plane) wherever it runs, so it never gets URLs of a relay that is not there.
+   * A start that fails answers every viewer of it the same way, and frees their slots.
+   */
   private async ensureForward(channel: Channel, session: SessionLease, newForward: boolean, principal: Principal, input: OpenStreamInput) {
-    let start = this.starting.get(channel.id);
-    if (newForward || !start) {
-      if (!newForward) return;
-      start = this.o.media
-        .startForward({ channelId: channel.id, network: channel.network, sourceUrl: channel.sourceUrl ?? '', fence: session.fence })
-        .then(() => undefined)
-        .finally(() => this.starting.delete(channel.id));
-      this.starting.set(channel.id, start);
+    const key = `${channel.id}#${session.fence}`;
+    let start = this.starting.get(key);
+    if (!start) {
+      const started = newForward
+        ? this.o.media.startForward({ channelId: channel.id, network: channel.network, sourceUrl: channel.sourceUrl ?? '', fence: session.fence })
+        : this.o.media.awaitForward({ channelId: channel.id, fence: session.fence });
+      start = started.then(() => undefined).finally(() => this.starting.delete(key));
+      this.starting.set(key, start);
     }
     try {
       await start;
     } catch (err) {
-      if (!(err instanceof SourceUnavailableError)) throw err;
-      // No slot is kept for a source that sent nothing: the forward and its sessions end now.
+      if (!(err instanceof ForwardStartError)) throw err;
+      // No slot is kept for a relay that did not start: the forward and its sessions end now.
       await this.o.effects.apply(await this.o.slots.failForward(channel.id, session.fence));
-      throw await sourceUnavailable(this.o.audit, principal, { action: 'stream.deny', channelId: channel.id, purpose: input.purpose });
+      throw new ForwardStartFailure(await forwardStartFailed(this.o.audit, principal, err, { action: 'stream.deny', channelId: channel.id, purpose: input.purpose }));
     }
   }
 
   private async awaitTicket(ticketId: string, waitMs: number, signal?: AbortSignal) {
     const deadline = Date.now() + waitMs;
     const pollMs = this.o.ticketPollMs ?? 200;
+    // One wake-up for the whole wait (a grant here, or the client leaving), registered once: a
+    // listener per poll piled up on the request's signal (MaxListenersExceededWarning after 4 s).
+    let resolvePause: (() => void) | undefined;
+    let woken = false;
+    const wake = () => {
+      woken = true;
+      resolvePause?.();
+    };
+    this.ticketWaiters.set(ticketId, wake);
+    signal?.addEventListener('abort', wake, { once: true });
     try {
       while (Date.now() < deadline && !signal?.aborted) {
+        woken = false;
         const outcome = await this.o.slots.ticketOutcome(ticketId);
         if (outcome.kind !== 'pending') return outcome;
+        if (woken) continue; // woken while reading: read again at once
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now())));
-          const wake = () => {
+          const timer = setTimeout(() => resolvePause?.(), Math.min(pollMs, Math.max(0, deadline - Date.now())));
+          resolvePause = () => {
             clearTimeout(timer);
+            resolvePause = undefined;
             resolve();
           };
-          this.ticketWaiters.set(ticketId, wake);
-          signal?.addEventListener('abort', wake, { once: true });
         });
       }
     } finally {
       this.ticketWaiters.delete(ticketId);
+      signal?.removeEventListener('abort', wake);
     }
     // Out of time or client gone: leave the queue, unless a grant raced in first.
     return this.o.slots.cancelTicket(ticketId);
@@ -284,6 +329,13 @@ export class StreamService {
       expiresAt: new Date(session.expiresAt).toISOString(),
       urls: await this.o.media.playUrls({ sessionId: session.id, channelId: session.channelId, fence: session.fence, expiresAt: session.expiresAt }),
     };
+  }
+}
+
+/** A relay that did not start, already refused on record and its slot freed: carries the answer. */
+class ForwardStartFailure extends Error {
+  constructor(readonly answer: DomainError) {
+    super(answer.message);
   }
 }
 

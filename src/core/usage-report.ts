@@ -4,6 +4,7 @@
  * @see ../shared/API.md "Reports"
  */
 import type { AuditEntry } from './model.js';
+import { requestsOf } from './denial-coalescer.js';
 
 export interface AgencyUsage {
   agencyId: string;
@@ -14,7 +15,7 @@ export interface AgencyUsage {
   /** Viewing time of the sessions that ended in the month, to 0.1 minute. */
   viewingMinutes: number;
   analyticsReservations: number;
-  /** Stream and analytics requests refused. */
+  /** Stream and analytics requests refused (a coalesced entry counts as the denials it stands for). */
   denied: number;
 }
 
@@ -65,7 +66,8 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
     } else if (entry.action === 'analytics.grant' && entry.outcome === 'ok') {
       tally(agencyId).analyticsReservations++;
     } else if (entry.action === 'stream.deny' || entry.action === 'analytics.deny') {
-      tally(agencyId).denied++;
+      // A summary of repeated denials (denial-coalescer.ts) stands for `count` of them.
+      tally(agencyId).denied += requestsOf(entry);
     }
   }
 

@@ -112,7 +112,7 @@ export function createControlServer(node: MediaNode, controlSecret: string): Ser
       const fence = fenceOf(body.fence);
       const { sourceUrl } = body;
       if (typeof sourceUrl !== 'string' || sourceUrl.length > MAX_SOURCE_URL_LENGTH || !isRelaySource(sourceUrl)) {
-        throw new HttpError(400, 'BAD_REQUEST', 'sourceUrl must be rtmp://, rtsp:// or http(s)://');
+        throw new HttpError(400, 'INVALID_SOURCE', 'sourceUrl must be rtmp://, rtsp:// or http(s)://');
       }
       await node.startForward(channelId, sourceUrl, fence);
       return send(res, 200, { channelId, fence, nodeId: node.id });

@@ -110,6 +110,8 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
       watch.forwardStarted(channelId, fence);
       return { nodeId };
     },
+    // One broker per embedded node: its joiners share the start in-process (stream-service.ts).
+    async awaitForward() {},
     async stopForward(channelId, fence) {
       watch.forwardStopped(channelId, fence);
       // A node that is down has no forward left to stop.

@@ -7,11 +7,27 @@
  * forward is fenced).
  */
 import type { Logger } from 'pino';
-import type { MediaControl, MediaNodeLoad, PlayUrls } from '../core/ports.js';
+import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError, type MediaControl, type MediaNodeLoad, type PlayUrls } from '../core/ports.js';
 import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
 import type { ForwardFailedListener } from './node-watch.js';
 import { buildPlayUrls } from './play-urls.js';
-import { registryKeys, type NodeRegistration, type Placement, type RegistryRedis } from './node-registry.js';
+import { registryKeys, type NodeRegistration, type Placement, type RegistryRedis, type StartFailureKind } from './node-registry.js';
+
+/** A joiner waits this much longer than the source timeout for a start on another broker. */
+const JOIN_SLACK_MS = 10_000;
+const JOIN_POLL_MS = 100;
+/** A failed start is remembered this long for late joiners of its forward. */
+const START_FAILURE_TTL_MS = 60_000;
+
+const failureKind = (error: unknown): StartFailureKind =>
+  error instanceof SourceUnavailableError ? 'source-unavailable' : error instanceof SourceInvalidError ? 'source-invalid' : 'media-unavailable';
+
+/** The error the first viewer got, for a joiner of the same forward (the port's own error classes). */
+function failureError(kind: string, channelId: string): Error {
+  if (kind === 'source-unavailable') return new SourceUnavailableError(`no media from the source of ${channelId} in time`);
+  if (kind === 'source-invalid') return new SourceInvalidError(`the media node will not relay the source of ${channelId}`);
+  return new MediaUnavailableError(`no media node could start ${channelId}`);
+}
 
 export interface NodesMediaOptions {
   redis: RegistryRedis;
@@ -63,6 +79,18 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
     await redis.hDel(keys.placements, channelId);
     log.warn({ channelId, fence, nodeId, reason }, 'forward failed');
     report(channelId, fence);
+  };
+
+  /** A start failed: its placement goes, and its cause stays a while for joiners on other brokers. */
+  const startFailed = async (channelId: string, fence: number, nodeId: string | undefined, error: unknown) => {
+    try {
+      await redis.set(keys.startFailure(channelId, fence), failureKind(error), { expiration: { type: 'PX', value: START_FAILURE_TTL_MS } });
+      const placement = await placementOf(channelId);
+      if (placement && placement.nodeId === nodeId && placement.fence === fence) await redis.hDel(keys.placements, channelId);
+    } catch (recordError) {
+      // Joiners then wait until their own deadline; the first viewer's answer is unchanged.
+      log.warn({ err: (recordError as Error).message, channelId, fence }, 'could not record a failed start');
+    }
   };
 
   const nodeLost = async (nodeId: string, reason: string) => {
@@ -150,17 +178,37 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
             a.n.registration.bytesPerSecond - b.n.registration.bytesPerSecond,
         );
       const chosen = candidates[0]?.n;
-      if (!chosen) throw new MediaNodeUnavailableError(`no live media node reaches network ${network} with room`);
+      if (!chosen) {
+        const error = new MediaNodeUnavailableError(`no live media node reaches network ${network} with room`);
+        await startFailed(channelId, fence, undefined, error);
+        throw error;
+      }
+      const nodeId = chosen.registration.id;
       chosen.pending += 1;
       try {
+        await redis.hSet(keys.placements, channelId, JSON.stringify({ nodeId, fence, starting: true } satisfies Placement));
         await chosen.client.startForward(channelId, sourceUrl, fence);
+      } catch (error) {
+        await startFailed(channelId, fence, nodeId, error);
+        throw error;
       } finally {
         chosen.pending -= 1;
       }
-      const nodeId = chosen.registration.id;
       chosen.placed += 1;
       await redis.hSet(keys.placements, channelId, JSON.stringify({ nodeId, fence } satisfies Placement));
       return { nodeId };
+    },
+    async awaitForward({ channelId, fence }) {
+      const deadline = Date.now() + options.sourceTimeoutMs + JOIN_SLACK_MS;
+      for (;;) {
+        const placement = await placementOf(channelId);
+        if (placement && placement.fence === fence && !placement.starting) return;
+        if (placement && placement.fence > fence) throw new MediaNodeUnavailableError(`forward ${channelId}#${fence} was superseded`);
+        const failure = await redis.get(keys.startFailure(channelId, fence));
+        if (failure) throw failureError(failure, channelId);
+        if (Date.now() >= deadline) throw new MediaNodeUnavailableError(`forward ${channelId}#${fence} did not start in time`);
+        await new Promise((resolve) => setTimeout(resolve, JOIN_POLL_MS));
+      }
     },
     async stopForward(channelId, fence) {
       const placement = await placementOf(channelId);

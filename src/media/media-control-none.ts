@@ -17,6 +17,7 @@ export function createNoneMediaControl(options: NoneMediaOptions): MediaControl 
     async startForward() {
       return { nodeId: NODE_ID };
     },
+    async awaitForward() {},
     async stopForward() {},
     async disconnectSession() {},
     async playUrls(input): Promise<PlayUrls> {

@@ -1,12 +1,15 @@
 /**
  * The broker's side of a media node's control API (control-api.ts), shared by the embedded and the
- * nodes adapters. Maps the node's answers onto the MediaControl port's errors.
+ * nodes adapters. Maps the node's answers onto the MediaControl port's errors — the one place where
+ * a node's failure becomes a cause the core understands (issue 8, point 15): a node that cannot be
+ * reached, is restarting or refuses our control secret is the media plane's failure, a 504 from the
+ * node is a silent camera, a refused source URL is the channel's configuration.
  */
-import { SourceUnavailableError } from '../core/ports.js';
+import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError } from '../core/ports.js';
 import type { MediaNodeLoad } from './media-node.js';
 
-/** The node could not be reached or answered unexpectedly: no media within time, as far as a caller goes. */
-export class MediaNodeUnavailableError extends SourceUnavailableError {
+/** The node could not be reached, refused us or answered unexpectedly. */
+export class MediaNodeUnavailableError extends MediaUnavailableError {
   constructor(message: string) {
     super(message);
     this.name = 'MediaNodeUnavailableError';
@@ -34,6 +37,7 @@ export class MediaNodeClient {
     const res = await this.#call('POST', '/forwards', { channelId, sourceUrl, fence }, this.options.sourceTimeoutMs + START_SLACK_MS);
     if (res.status === 200) return;
     if (res.status === 504) throw new SourceUnavailableError(`no media from the source of ${channelId} in time`);
+    if (res.status === 400 && res.code === 'INVALID_SOURCE') throw new SourceInvalidError(`the media node will not relay the source of ${channelId}`);
     throw new MediaNodeUnavailableError(`media node refused forward ${channelId}#${fence}: ${res.status} ${res.code}`);
   }
 

@@ -8,6 +8,7 @@ import type { Network } from '../core/model.js';
 
 /** The few node-redis 5 commands used here; a `createClient()` client fits. */
 export interface RegistryRedis {
+  get(key: string): Promise<string | null | undefined>;
   set(key: string, value: string, options: { expiration: { type: 'PX'; value: number } }): Promise<unknown>;
   del(key: string): Promise<unknown>;
   sAdd(key: string, member: string): Promise<unknown>;
@@ -37,7 +38,15 @@ export interface NodeRegistration {
 export interface Placement {
   nodeId: string;
   fence: number;
+  /**
+   * Written before the node is asked to start the relay, so that a viewer joining through another
+   * broker finds the forward and waits for its start instead of failing (issue 8, point 15).
+   */
+  starting?: true;
 }
+
+/** Why a start failed, kept for the joiners of that forward on other brokers. */
+export type StartFailureKind = 'source-unavailable' | 'media-unavailable' | 'source-invalid';
 
 export const REGISTRATION_TTL_MS = 5000;
 export const HEARTBEAT_MS = 1000;
@@ -47,6 +56,7 @@ export function registryKeys(prefix: string) {
     nodes: `${prefix}{media}:nodes`,
     node: (id: string) => `${prefix}{media}:node:${id}`,
     placements: `${prefix}{media}:placements`,
+    startFailure: (channelId: string, fence: number) => `${prefix}{media}:start-failed:${channelId}:${fence}`,
   };
 }
 

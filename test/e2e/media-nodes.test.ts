@@ -3,7 +3,7 @@
  * `npm run media-node` processes registered there that reach different networks, a camera simulator,
  * ffmpeg relays and real players. Forwards land on the node that reaches the channel's network; a node
  * that dies takes its sessions with it (source-failed), frees their slots, and leaves its networks
- * unserved (504) while the other network keeps playing.
+ * unserved (503: no media node, not a silent camera) while the other network keeps playing.
  */
 import t from 'tap';
 import type { Test } from 'tap';
@@ -110,7 +110,7 @@ t.test('channels land on the media node that reaches their network', async (t) =
   for (const name of ['video', 'gov', 'interconnect'] as const) (await assertPlays(t, sessions[name]!.urls.flv, name)).stop();
 });
 
-t.test('a killed media node: its sessions end (source-failed), its slots free, its networks get 504, the other plays on', async (t) => {
+t.test('a killed media node: its sessions end (source-failed), its slots free, its networks get 503, the other plays on', async (t) => {
   const govPlayer = await assertPlays(t, sessions.gov!.urls.flv, 'gov before the kill');
   t.equal(await used(), 3, 'three channels forwarded');
   govNode.child.kill('SIGKILL');
@@ -131,8 +131,8 @@ t.test('a killed media node: its sessions end (source-failed), its slots free, i
   t.equal(await used(), 1, 'their forwarding slots are free; the video one is kept');
 
   const unserved = await open(channels.secondGov.id);
-  t.equal(unserved.status, 504, 'no live node reaches the gov network');
-  t.equal(unserved.body.error.code, 'SOURCE_UNAVAILABLE', 'error code SOURCE_UNAVAILABLE');
+  t.equal(unserved.status, 503, 'no live node reaches the gov network');
+  t.equal(unserved.body.error.code, 'UNAVAILABLE', 'error code UNAVAILABLE (the media plane, not the camera)');
   t.equal(await used(), 1, 'the refused request kept no slot');
 
   const served = await open(channels.secondVideo.id);

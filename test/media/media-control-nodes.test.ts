@@ -2,7 +2,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { createClient } from 'redis';
-import { SourceUnavailableError } from '../../src/core/ports.js';
+import { MediaUnavailableError, SourceUnavailableError } from '../../src/core/ports.js';
 import { createNodesMediaControl } from '../../src/media/media-control-nodes.js';
 import { findFreePort } from '../../src/media/net-ports.js';
 import { registryKeys } from '../../src/media/node-registry.js';
@@ -71,11 +71,12 @@ t.test('a forward goes to a live node that reaches its network, then the least l
   player.destroy();
 });
 
-t.test('no node reaches the network → SourceUnavailableError', async (t) => {
+t.test('no node reaches the network → MediaUnavailableError (issue 8, point 15: not a silent camera)', async (t) => {
   const outcome = await media
     .startForward({ channelId: '44010600001320800023', network: 'interconnect', sourceUrl: simulator.urls[0], fence: 1 })
     .catch((error: unknown) => error);
-  t.ok(outcome instanceof SourceUnavailableError, 'rejected with a SourceUnavailableError (the broker answers 504)');
+  t.ok(outcome instanceof MediaUnavailableError, 'rejected with a MediaUnavailableError (the broker answers 503)');
+  t.notOk(outcome instanceof SourceUnavailableError, 'not blamed on the source');
 });
 
 t.test('a node that dies has its forwards reported failed', async (t) => {

@@ -15,6 +15,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { forbidden } from '../../core/errors.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { requestsOf } from '../../core/denial-coalescer.js';
 import type { AuditService } from '../../core/audit-service.js';
 import type { AuditEntry } from '../../core/model.js';
 import type { MediaControl, SlotStore } from '../../core/ports.js';
@@ -102,10 +103,12 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions) {
     const pool = POOL_OF_ACTION[entry.action.slice(0, dot)];
     if (!pool) return;
     const verb = entry.action.slice(dot + 1);
+    // A summary of repeated denials counts every request it stands for (denial-coalescer.ts).
+    const requests = requestsOf(entry);
     if (verb === 'grant' && entry.outcome === 'ok') grants.inc({ pool });
-    else if (verb === 'deny') denials.inc({ pool, reason: entry.reason ?? 'unknown' });
+    else if (verb === 'deny') denials.inc({ pool, reason: entry.reason ?? 'unknown' }, requests);
     else if (END_VERBS.has(verb)) ends.inc({ pool, reason: entry.reason ?? verb });
-    else if (verb === 'heartbeat' && entry.outcome !== 'ok') heartbeatFailures.inc({ pool });
+    else if (verb === 'heartbeat' && entry.outcome !== 'ok') heartbeatFailures.inc({ pool }, requests);
   });
 
   const heartbeatRoutes: Record<string, 'forwarding' | 'analytics'> = {

@@ -51,7 +51,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ streams: StreamService; a
   });
 
   app.post('/analytics/reservations', {
-    schema: { tags: ['analytics'], body: OpenReservationBody, response: { 201: Type.Ref('Reservation'), ...errors(400, 401, 403, 404, 429, 503) } },
+    schema: { tags: ['analytics'], body: OpenReservationBody, response: { 201: Type.Ref('Reservation'), ...errors(400, 401, 403, 404, 409, 429, 503, 504) } },
     handler: async (request, reply) => reply.code(201).send(await analytics.reserve(principalOf(request), request.body)),
   });
   app.get('/analytics/reservations', {

@@ -53,6 +53,7 @@ export const ChannelParams = Type.Object({ channelId: ChannelId });
 export const PatchChannelBody = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    class: Type.Optional(ChannelClass),
     status: Type.Optional(ChannelStatus),
     sourceUrl: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^(rtmp|rtsp|https?)://' })),
     location: Type.Optional(GeoPoint),
