@@ -82,6 +82,40 @@ t.test('a frozen Redis turns into a 503 instead of a hang (command timeout)', as
   t.ok(isUnavailable(failure), 'a 503 DomainError');
 });
 
+t.test('a long queue on a live Redis is not an outage: calls past the deadline wait while replies come', async (t) => {
+  const { url } = await startRedis(t);
+  const client = await connectRedis({ url, commandTimeoutMs: 1000 });
+  t.teardown(() => client.close());
+  // Far more than one deadline's worth of work in one go: most calls wait their turn longer than 1 s,
+  // in node-redis's write queue and behind each other's replies, while Redis answers all along.
+  const value = 'v'.repeat(2000);
+  const started = performance.now();
+  const replies = await Promise.allSettled(Array.from({ length: 30_000 }, (_, i) => redisCall(client, () => client.set(`k${i % 100}`, value))));
+  t.ok(performance.now() - started > 1000, 'the burst took longer than the deadline');
+  t.equal(replies.filter((r) => r.status === 'fulfilled').length, replies.length, 'every call answered, none taken for an outage');
+});
+
+t.test('a Redis frozen under a backlog fails every waiting call within about the deadline', async (t) => {
+  const { url, server } = await startRedis(t);
+  const client = await connectRedis({ url, commandTimeoutMs: 300 });
+  t.teardown(() => client.destroy());
+  await redisCall(client, () => client.set('k', 'v'));
+  server.kill('SIGSTOP');
+  const started = performance.now();
+  const failures = await Promise.all(
+    Array.from({ length: 2000 }, () =>
+      redisCall(client, () => client.get('k')).then(
+        () => null,
+        (error: unknown) => error,
+      ),
+    ),
+  );
+  const tookMs = performance.now() - started;
+  server.kill('SIGCONT');
+  t.ok(failures.every(isUnavailable), 'every waiting call is a 503');
+  t.ok(tookMs < 5000, `given up on in ${Math.round(tookMs)} ms, not held for ever`);
+});
+
 t.test('error replies that are bugs are not disguised as outages', async (t) => {
   const { url } = await startRedis(t);
   const client = await connectRedis({ url });
