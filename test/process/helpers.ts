@@ -43,6 +43,10 @@ export interface PrivateRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port and directory (the append-only file brings the data back). */
   start(): Promise<void>;
+  /** SIGSTOP: connections stay open, commands pile up unanswered (a hung Redis). */
+  freeze(): void;
+  /** SIGCONT: it runs what piled up, late. */
+  thaw(): void;
 }
 
 /** A redis-server of the test's own, with AOF fsync'd on every write so a kill loses nothing. */
@@ -63,6 +67,12 @@ export async function privateRedis(t: Test): Promise<PrivateRedis> {
     async start() {
       child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
       await waitFor('redis-server', ping, 10_000);
+    },
+    freeze() {
+      child?.kill('SIGSTOP');
+    },
+    thaw() {
+      child?.kill('SIGCONT');
     },
     async kill() {
       if (!child || exited(child)) return;

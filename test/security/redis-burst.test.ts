@@ -109,4 +109,25 @@ t.test('point 17: a burst on three brokers sharing one Redis grants exactly the 
   const verify = await api(brokers[2]!.url, 'GET', '/audit/verify', admin);
   t.equal(verify.body.ok, true, 'the audit chain verifies');
   t.ok(verify.body.entries >= granted.length, 'and holds the grants');
+
+  // Command sent, answer lost: Redis hangs with the grant's script in its socket, the broker answers 503,
+  // then Redis runs the script late. The slot it took must come back without waiting for the lease to lapse.
+  t.equal((await api(b1.url, 'DELETE', `/streams/${granted[0]!.body.id}`, operator)).status, 204);
+  const used = async () => (await api(b1.url, 'GET', '/capacity', admin)).body.forwarding.used as number;
+  await until(t, 'the released slot is free', async () => (await used()) === SLOTS - 1, 20_000);
+  const refused = channels.find((_, i) => answers[i]!.status !== 201)!;
+  redis.freeze();
+  let late: Answer;
+  try {
+    late = await post(agents[1]!, b2.port, '/api/v1/streams', operator, { channelId: refused.id, purpose: 'point 17 lost answer' });
+  } finally {
+    redis.thaw();
+  }
+  t.equal(late.status, 503, 'a hung Redis is answered 503');
+  t.equal(late.body.error?.code, 'UNAVAILABLE');
+  const onRecord = async (action: string) => (await api(b1.url, 'GET', `/audit?action=${action}&channelId=${refused.id}`, admin)).body.items as unknown[];
+  // The script did run once Redis woke (its session shows up ended), and its slot is free again.
+  await until(t, 'the late grant is given back', async () => (await onRecord('stream.release')).length === 1 && (await used()) === SLOTS - 1, 20_000);
+  t.same(await onRecord('stream.grant'), [], 'and it was never on record as a grant');
+  t.equal((await api(b1.url, 'GET', '/audit/verify', admin)).body.ok, true);
 });
