@@ -27,6 +27,9 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 1500;
  */
 const MAX_WAIT_MS = 30_000;
 
+/** Load shed, not an outage: Redis answers, this broker is too far behind to use the answer. */
+const tooBusy = () => new DomainError('UNAVAILABLE', 503, 'the broker is too busy, try again', { 'retry-after': '1' });
+
 /**
  * This process's own stalls: a ticker that notes how late it runs. While the event loop is busy elsewhere
  * (a burst of requests, a long synchronous task, GC), commands wait to be written and replies wait to be
@@ -146,7 +149,9 @@ export async function redisCall<T>(client: RedisClient, operation: () => Promise
         const answeredSince = live.lastAnswerAt > issuedAt;
         const since = answeredSince ? live.lastAnswerAt : issuedAt;
         const silence = at - since - (stalledMs() - (answeredSince ? live.stalledAtAnswer : stalledAtIssue));
-        if (silence < deadlineMs && at - issuedAt < MAX_WAIT_MS) {
+        if (silence < deadlineMs) {
+          // Redis is answering this connection, ours is further down the line: wait on, up to a point.
+          if (at - issuedAt >= MAX_WAIT_MS) return reject(tooBusy());
           timer = setTimeout(expire, Math.max(TICK_MS, deadlineMs - silence));
           return;
         }
