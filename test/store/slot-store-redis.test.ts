@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { createClient } from 'redis';
+import { ClientOfflineError, createClient } from 'redis';
 import { RedisSlotStore } from '../../src/store/redis/slot-store.js';
 import { channel, runSlotStoreConformance, sessionRequest } from './slot-store-conformance.js';
 import { deleteKeys, REDIS_URL } from './fixtures/pool-redis.js';
@@ -150,4 +150,24 @@ t.test('point 17: a reservation whose reply was lost holds nothing once the next
   const events = await store.sweep();
   t.same(events.endedReservations.map((e) => [e.reservation.id, e.reason]), [[reservationId, 'released']]);
   t.equal((await store.usage()).analytics.used, 0);
+});
+
+t.test('point 17: an open refused before it was sent (client offline) is known not to have run: nothing to abandon', async (t) => {
+  const prefix = `test-slots-${randomUUID()}`;
+  t.teardown(() => deleteKeys(client, prefix));
+  const ops: string[] = [];
+  const store = new RedisSlotStore({
+    prefix,
+    client: {
+      scriptLoad: (script: string) => client.scriptLoad(script),
+      evalSha: (sha: string, options: { keys: string[]; arguments: string[] }) => {
+        ops.push(options.arguments[0]!);
+        if (options.arguments[0] === 'open') return Promise.reject(Object.assign(new Error('the store is unavailable'), { cause: new ClientOfflineError() }));
+        return client.evalSha(sha, options);
+      },
+    },
+  });
+  await t.rejects(store.openSession(sessionRequest()));
+  await store.sweep();
+  t.notOk(ops.includes('abandon'), 'the sweep had nothing to tell Redis');
 });

@@ -17,7 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createClient } from 'redis';
+import { ClientClosedError, ClientOfflineError, createClient } from 'redis';
 import type { EndReason } from '../../core/model.js';
 import { DEFAULT_ANALYTICS_LIMIT, DEFAULT_FORWARDING_LIMIT, DEFAULT_IDLE_CLOSE_MS } from '../../core/pool-rules.js';
 import type {
@@ -57,6 +57,19 @@ export interface RedisSlotStoreOptions {
 const LUA_DIR = new URL('../../../src/store/redis/lua/', import.meta.url);
 
 type Pool = 'forwarding' | 'analytics';
+
+/** Abandoned ids told to Redis per sweep and pool, so one script stays short after a long outage. */
+const ABANDON_BATCH = 500;
+/** Beyond this many waiting abandons (a very long outage), further ones are left to their leases to lapse. */
+const MAX_ABANDONED = 100_000;
+
+/** A command node-redis refused before sending (the client offline or closed): its outcome is known, nothing ran. */
+function neverSent(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof ClientOfflineError || e instanceof ClientClosedError) return true;
+  }
+  return false;
+}
 
 interface Script {
   source: Promise<string>;
@@ -117,7 +130,7 @@ export class RedisSlotStore implements SlotStore {
   async openSession(req: OpenSessionRequest): Promise<OpenSessionResult> {
     const ticketId = randomUUID();
     const result = await this.#forwarding<OpenSessionResult>('open', JSON.stringify(req), ticketId).catch((error: unknown) => {
-      this.#abandonedSessions.set(req.sessionId, { sessionId: req.sessionId, ticketId });
+      this.#abandonSession(error, req.sessionId, ticketId);
       throw error;
     });
     if (result.kind === 'queued') this.#ticketSessions.set(ticketId, req.sessionId);
@@ -144,7 +157,7 @@ export class RedisSlotStore implements SlotStore {
     } catch (error) {
       const sessionId = this.#ticketSessions.get(ticketId);
       this.#ticketSessions.delete(ticketId);
-      if (sessionId) this.#abandonedSessions.set(sessionId, { sessionId, ticketId });
+      if (sessionId) this.#abandonSession(error, sessionId, ticketId);
       throw error;
     }
     if (final || outcome.kind !== 'pending') this.#ticketSessions.delete(ticketId);
@@ -158,7 +171,7 @@ export class RedisSlotStore implements SlotStore {
   async endSession(sessionId: string, reason: EndReason): Promise<SlotEvents | null> {
     const events = await this.#forwarding<SlotEvents | null>('end', sessionId, reason).catch((error: unknown) => {
       // The caller gives the session up (a release, or a grant it could not complete): the sweep finishes it.
-      if (!this.#abandonedSessions.has(sessionId)) this.#abandonedSessions.set(sessionId, { sessionId });
+      if (!this.#abandonedSessions.has(sessionId)) this.#abandonSession(error, sessionId);
       throw error;
     });
     return events && slotEvents(events);
@@ -187,7 +200,7 @@ export class RedisSlotStore implements SlotStore {
 
   openReservation(req: OpenReservationRequest): Promise<OpenReservationResult> {
     return this.#analytics<OpenReservationResult>('open', JSON.stringify(req)).catch((error: unknown) => {
-      this.#abandonedReservations.add(req.reservationId);
+      this.#abandonReservation(error, req.reservationId);
       throw error;
     });
   }
@@ -198,7 +211,7 @@ export class RedisSlotStore implements SlotStore {
 
   async endReservation(reservationId: string, reason: EndReason): Promise<SlotEvents | null> {
     const events = await this.#analytics<SlotEvents | null>('end', reservationId, reason).catch((error: unknown) => {
-      this.#abandonedReservations.add(reservationId);
+      this.#abandonReservation(error, reservationId);
       throw error;
     });
     return events && slotEvents(events);
@@ -218,13 +231,23 @@ export class RedisSlotStore implements SlotStore {
     return mergeEvents(abandoned, mergeEvents(forwarding, analytics));
   }
 
+  #abandonSession(error: unknown, sessionId: string, ticketId?: string): void {
+    if (neverSent(error) || this.#abandonedSessions.size >= MAX_ABANDONED) return;
+    this.#abandonedSessions.set(sessionId, ticketId === undefined ? { sessionId } : { sessionId, ticketId });
+  }
+
+  #abandonReservation(error: unknown, reservationId: string): void {
+    if (neverSent(error) || this.#abandonedReservations.size >= MAX_ABANDONED) return;
+    this.#abandonedReservations.add(reservationId);
+  }
+
   /**
    * Tells Redis of the abandoned opens and ends; they are forgotten here only once it has answered. Never
    * throws: what did not get through is tried again at the next sweep, what did is reported.
    */
   async #abandon(): Promise<SlotEvents> {
-    const sessions = [...this.#abandonedSessions.values()];
-    const reservations = [...this.#abandonedReservations];
+    const sessions = [...this.#abandonedSessions.values()].slice(0, ABANDON_BATCH);
+    const reservations = [...this.#abandonedReservations].slice(0, ABANDON_BATCH);
     const [forwarding, analytics] = await Promise.all([
       sessions.length === 0
         ? noEvents()
