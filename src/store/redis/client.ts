@@ -138,11 +138,13 @@ export async function redisCall<T>(client: RedisClient, operation: () => Promise
   const issuedAt = performance.now();
   const stalledAtIssue = stalledMs();
   let timer: NodeJS.Timeout | undefined;
+  let settled = false;
   const deadline = new Promise<never>((_, reject) => {
     // The timer and Redis's replies can be due in the same loop turn, and timers run first: let the I/O
     // phase go once more (setImmediate runs after it) so replies that already arrived count.
     const expire = () =>
       setImmediate(() => {
+        if (settled) return; // answered in the I/O phase just let through
         const at = performance.now();
         // Silent since our call or since the last answer on this connection, whichever is later, less the
         // time this process was too busy to write or read.
@@ -182,6 +184,7 @@ export async function redisCall<T>(client: RedisClient, operation: () => Promise
     if (error instanceof ErrorReply && !TRANSIENT_REPLY.test(error.message)) throw error;
     throw Object.assign(unavailable(), { cause: error });
   } finally {
+    settled = true;
     clearTimeout(timer);
   }
 }
