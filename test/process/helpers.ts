@@ -33,6 +33,10 @@ export interface PrivateRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port and directory (the append-only file brings the data back). */
   start(): Promise<void>;
+  /** SIGSTOP: connections stay open, commands pile up unanswered (a hung Redis). */
+  freeze(): void;
+  /** SIGCONT: it runs what piled up, late. */
+  thaw(): void;
 }
 
 /** A redis-server of the test's own, with AOF fsync'd on every write so a kill loses nothing. */
@@ -59,6 +63,12 @@ export async function privateRedis(t: Test): Promise<PrivateRedis> {
         if (exited(server)) throw new Error(`redis-server could not start on port ${port} (taken by another test?)`);
         return (await ping()) && !exited(server);
       }, 10_000);
+    },
+    freeze() {
+      child?.kill('SIGSTOP');
+    },
+    thaw() {
+      child?.kill('SIGCONT');
     },
     async kill() {
       if (!child || exited(child)) return;

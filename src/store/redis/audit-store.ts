@@ -13,7 +13,7 @@
  */
 import { chainEntry, GENESIS_HASH, nextEntryTime, type ChainHead } from '../../core/audit-chain.js';
 import { auditFilter } from '../../core/audit-query.js';
-import { unavailable } from '../../core/errors.js';
+import { DomainError } from '../../core/errors.js';
 import type { AuditDraft, AuditEntry } from '../../core/model.js';
 import type { AuditQuery, AuditStore } from '../../core/ports.js';
 import { LuaScript, redisCall, type RedisClient } from './client.js';
@@ -168,7 +168,8 @@ export class RedisAuditStore implements AuditStore {
       }
       this.knownHead = seq === '0' ? { seq: 0, hash: GENESIS_HASH, at: undefined } : { seq: Number(seq), hash: hash!, at: at || undefined };
     }
-    throw unavailable('the audit log is too busy, try again');
+    // Every lost race was another broker's progress: Redis is fine, this append is shed (503 + Retry-After).
+    throw new DomainError('UNAVAILABLE', 503, 'the audit log is too busy, try again', { 'retry-after': '1' });
   }
 
   private async headIs(tip: Head): Promise<boolean> {

@@ -1,12 +1,15 @@
 /**
  * The broker's Redis connection (node-redis 5) and its Lua scripts.
  *
- * Failing fast is the point: with the offline queue off, a command issued while the socket is down is
- * rejected at once instead of waiting for a reconnect, and every call through `redisCall` (or a LuaScript)
- * has a deadline, so a hung or partitioned Redis turns into a 503 within ~1.5 s rather than a request that
- * never answers. node-redis 5's own `commandOptions.timeout` is set too, but it only covers the wait to be
- * written: once a command is on the socket its timer is removed (commands-queue.js `commandsToWrite`), so
- * a frozen Redis would hold the reply forever without our deadline.
+ * Failing fast on an outage is the point, without mistaking this process's own backlog for one. With the
+ * offline queue off, a command issued while the socket is down is rejected at once instead of waiting for a
+ * reconnect. Every call through `redisCall` (or a LuaScript) is watched: Redis is unavailable when it has
+ * answered nothing on this connection for the deadline (~1.5 s) while our command was waiting — a hung or
+ * partitioned Redis turns into a 503 rather than a request that never answers. A command that merely waits
+ * its turn behind thousands of others (a burst: node-redis writes 16 KiB at a time and waits for 'drain',
+ * and replies are read only when the event loop gets to them) is not an outage while replies keep coming:
+ * Redis answers one connection in order, so ours comes. node-redis 5's own `commandOptions.timeout` is not
+ * used for that reason: it times the wait to be written, which is our own queue, not Redis.
  * @see https://github.com/redis/node-redis/blob/master/docs/client-configuration.md
  */
 import { createHash } from 'node:crypto';
@@ -18,16 +21,59 @@ import { DomainError, unavailable } from '../../core/errors.js';
 export type RedisClient = RedisClientType;
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1500;
-/** A deadline timer later than this was held up by this process's own load, not by Redis. */
-const LATE_TIMER_MS = 100;
+/**
+ * However steadily Redis answers, one call gives up after this long: a queue that deep is a broker far beyond
+ * its load (the HTTP request it serves has timed out by then, BROKER_REQUEST_TIMEOUT_SECONDS).
+ */
+const MAX_WAIT_MS = 30_000;
 
-/** The deadline of each connected client, read by redisCall. */
-const deadlines = new WeakMap<object, number>();
+/** Load shed, not an outage: Redis answers, this broker is too far behind to use the answer. */
+const tooBusy = () => new DomainError('UNAVAILABLE', 503, 'the broker is too busy, try again', { 'retry-after': '1' });
+
+/**
+ * This process's own stalls: a ticker that notes how late it runs. While the event loop is busy elsewhere
+ * (a burst of requests, a long synchronous task, GC), commands wait to be written and replies wait to be
+ * read; that time is ours, so it is not counted as Redis's silence.
+ */
+const TICK_MS = 20;
+const stalls = { total: 0, lastTick: 0, ticker: undefined as NodeJS.Timeout | undefined };
+
+function stalledMs(): number {
+  const now = performance.now();
+  if (!stalls.ticker) {
+    stalls.lastTick = now;
+    stalls.ticker = setInterval(() => {
+      const at = performance.now();
+      stalls.total += Math.max(0, at - stalls.lastTick - TICK_MS);
+      stalls.lastTick = at;
+    }, TICK_MS).unref();
+  }
+  // Lateness of the tick that is due but has not run yet counts too.
+  return stalls.total + Math.max(0, now - stalls.lastTick - TICK_MS);
+}
+
+/** What redisCall knows of each connected client: its deadline, and when Redis last answered on it. */
+interface Liveness {
+  deadlineMs: number;
+  /** performance.now() of the latest reply (or error reply) to any call through redisCall, and stalledMs() then. */
+  lastAnswerAt: number;
+  stalledAtAnswer: number;
+}
+const liveness = new WeakMap<object, Liveness>();
+
+function livenessOf(client: object): Liveness {
+  let known = liveness.get(client);
+  if (!known) {
+    known = { deadlineMs: DEFAULT_COMMAND_TIMEOUT_MS, lastAnswerAt: -Infinity, stalledAtAnswer: 0 };
+    liveness.set(client, known);
+  }
+  return known;
+}
 
 export interface RedisConnectionOptions {
   /** redis://host:port[/db]; credentials may be part of it and are never logged here. */
   url: string;
-  /** Per-command timeout. Default 1500 ms. */
+  /** How long Redis may stay silent on the connection while a command waits, before that command fails. Default 1500 ms. */
   commandTimeoutMs?: number;
   /** TCP connect timeout. Default 1000 ms. */
   connectTimeoutMs?: number;
@@ -55,7 +101,6 @@ export async function connectRedis(options: RedisConnectionOptions): Promise<Red
     url: options.url,
     name: options.name,
     disableOfflineQueue: true,
-    commandOptions: { timeout: commandTimeoutMs },
     socket: {
       connectTimeout: options.connectTimeoutMs ?? 1000,
       reconnectStrategy: (retries, cause) => {
@@ -70,7 +115,7 @@ export async function connectRedis(options: RedisConnectionOptions): Promise<Red
   client.on('ready', () => {
     everReady = true;
   });
-  deadlines.set(client, commandTimeoutMs);
+  livenessOf(client).deadlineMs = commandTimeoutMs;
   await client.connect();
   return client;
 }
@@ -79,39 +124,67 @@ export async function connectRedis(options: RedisConnectionOptions): Promise<Red
 const TRANSIENT_REPLY = /^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
 
 /**
- * Runs one Redis operation on `client` and turns "Redis is not there" (offline, closed, past the deadline,
- * or a transient reply) into the 503 of the public contract, so no caller mistakes an outage for an answer.
- * Other error replies are bugs (a bad script, a wrong type) and pass through as they are. A command past
- * its deadline may still run later; callers that must know (the audit append) check afterwards.
+ * Runs one Redis operation on `client` and turns "Redis is not there" (offline, closed, silent past the
+ * deadline, or a transient reply) into the 503 of the public contract, so no caller mistakes an outage for an
+ * answer. Other error replies are bugs (a bad script, a wrong type) and pass through as they are.
+ *
+ * The deadline is Redis's silence, not this call's age: when it passes, the call fails only if no call on the
+ * same client was answered meanwhile. A command past its deadline may still run later; callers that must know
+ * (the audit append, the slot grants) check or compensate afterwards.
  */
 export async function redisCall<T>(client: RedisClient, operation: () => Promise<T>): Promise<T> {
-  const deadlineMs = deadlines.get(client) ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  const live = livenessOf(client);
+  const { deadlineMs } = live;
+  const issuedAt = performance.now();
+  const stalledAtIssue = stalledMs();
   let timer: NodeJS.Timeout | undefined;
+  let settled = false;
   const deadline = new Promise<never>((_, reject) => {
-    const armedAt = performance.now();
-    let extended = false;
-    const expire = () => {
-      // A timer that fires late says this process, not Redis, was too busy to hear the reply:
-      // grant the lost time once (an idle broker facing a frozen Redis still gives up on time).
-      const late = performance.now() - armedAt - deadlineMs;
-      if (!extended && late > LATE_TIMER_MS) {
-        extended = true;
-        timer = setTimeout(expire, Math.min(late, deadlineMs));
-        return;
-      }
-      // The timer and Redis's reply can be due in the same loop turn, and timers run first: let the
-      // I/O phase go once more (setImmediate runs after it) so a reply that already arrived wins.
-      setImmediate(() => reject(new Error(`no reply from Redis within ${deadlineMs} ms`)));
-    };
+    // The timer and Redis's replies can be due in the same loop turn, and timers run first: let the I/O
+    // phase go once more (setImmediate runs after it) so replies that already arrived count.
+    const expire = () =>
+      setImmediate(() => {
+        if (settled) return; // answered in the I/O phase just let through
+        const at = performance.now();
+        // Silent since our call or since the last answer on this connection, whichever is later, less the
+        // time this process was too busy to write or read.
+        const answeredSince = live.lastAnswerAt > issuedAt;
+        const since = answeredSince ? live.lastAnswerAt : issuedAt;
+        const silence = at - since - (stalledMs() - (answeredSince ? live.stalledAtAnswer : stalledAtIssue));
+        if (silence < deadlineMs) {
+          // Redis is answering this connection, ours is further down the line: wait on, up to a point.
+          if (at - issuedAt >= MAX_WAIT_MS) return reject(tooBusy());
+          timer = setTimeout(expire, Math.max(TICK_MS, deadlineMs - silence));
+          return;
+        }
+        reject(new Error(`no reply from Redis within ${Math.round(at - since)} ms`));
+      });
     timer = setTimeout(expire, deadlineMs);
   });
+  const answered = () => {
+    live.lastAnswerAt = performance.now();
+    live.stalledAtAnswer = stalledMs();
+  };
   try {
-    return await Promise.race([operation(), deadline]);
+    return await Promise.race([
+      operation().then(
+        (reply) => {
+          answered();
+          return reply;
+        },
+        (error: unknown) => {
+          if (error instanceof ErrorReply) answered();
+          throw error;
+        },
+      ),
+      deadline,
+    ]);
   } catch (error) {
     if (error instanceof DomainError) throw error;
     if (error instanceof ErrorReply && !TRANSIENT_REPLY.test(error.message)) throw error;
     throw Object.assign(unavailable(), { cause: error });
   } finally {
+    settled = true;
     clearTimeout(timer);
   }
 }

@@ -6,12 +6,18 @@
  * Keys: `<prefix>:{fwd}:*` for the forwarding pool and `<prefix>:{ana}:*` for the analytics pool. A script
  * touches only the keys of its own pool, all passed in KEYS, all under one hash tag, so Redis Cluster works.
  *
+ * A grant the caller answers with an error must hold nothing, also when its script did run and only the reply
+ * was lost (the connection dropped, Redis froze and ran it later). The broker chooses the session or
+ * reservation id before the call, so a failed open (or end) is remembered here as abandoned, and the next sweep
+ * tells Redis first ('abandon': give back whatever that id holds, refuse an 'open' of it that has not run yet)
+ * until Redis has heard it. What that gives back is reported as sweep events, audited like any release.
+ *
  * @see ../../../../shared/DESIGN.md "Decisions already made" (Redis)
  * @see ./lua/pool-forwarding-lib.lua for the rules, mirrored from src/core/pool-rules.ts
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createClient } from 'redis';
+import { ClientClosedError, ClientOfflineError, createClient } from 'redis';
 import type { EndReason } from '../../core/model.js';
 import { DEFAULT_ANALYTICS_LIMIT, DEFAULT_FORWARDING_LIMIT, DEFAULT_IDLE_CLOSE_MS } from '../../core/pool-rules.js';
 import type {
@@ -52,6 +58,19 @@ const LUA_DIR = new URL('../../../src/store/redis/lua/', import.meta.url);
 
 type Pool = 'forwarding' | 'analytics';
 
+/** Abandoned ids told to Redis per sweep and pool, so one script stays short after a long outage. */
+const ABANDON_BATCH = 500;
+/** Beyond this many waiting abandons (a very long outage), further ones are left to their leases to lapse. */
+const MAX_ABANDONED = 100_000;
+
+/** A command node-redis refused before sending (the client offline or closed): its outcome is known, nothing ran. */
+function neverSent(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof ClientOfflineError || e instanceof ClientClosedError) return true;
+  }
+  return false;
+}
+
 interface Script {
   source: Promise<string>;
   sha: Promise<string> | null;
@@ -66,6 +85,11 @@ export class RedisSlotStore implements SlotStore {
   readonly #analyticsLimit: number;
   readonly #idleCloseMs: number;
   readonly #scripts: Record<Pool, Script>;
+  /** Opens and ends that failed with an unknown outcome, by id, until an 'abandon' has reached Redis. */
+  readonly #abandonedSessions = new Map<string, { sessionId: string; ticketId?: string }>();
+  readonly #abandonedReservations = new Set<string>();
+  /** Session id of each ticket this store queued and whose outcome the caller has not had yet. */
+  readonly #ticketSessions = new Map<string, string>();
 
   constructor(options: RedisSlotStoreOptions) {
     if (options.client) {
@@ -88,12 +112,12 @@ export class RedisSlotStore implements SlotStore {
         source: Promise.all([readLua('pool-forwarding-lib.lua'), readLua('pool-forwarding-ops.lua')]).then((parts) => parts.join('\n')),
         sha: null,
         // Order matters: it is the K table at the top of pool-forwarding-lib.lua.
-        keys: ['sessions', 'session-expiry', 'forwards', 'lingers', 'agency-forwards', 'fence', 'queue', 'tickets', 'ticket-seq', 'outcomes', 'outcome-expiry', 'idempotency', 'idempotency-expiry'].map(fwd),
+        keys: ['sessions', 'session-expiry', 'forwards', 'lingers', 'agency-forwards', 'fence', 'queue', 'tickets', 'ticket-seq', 'outcomes', 'outcome-expiry', 'idempotency', 'idempotency-expiry', 'abandoned'].map(fwd),
       },
       analytics: {
         source: readLua('pool-analytics.lua'),
         sha: null,
-        keys: ['reservations', 'reservation-expiry', 'agency-reservations', 'fence'].map(ana),
+        keys: ['reservations', 'reservation-expiry', 'agency-reservations', 'fence', 'abandoned'].map(ana),
       },
     };
   }
@@ -104,7 +128,12 @@ export class RedisSlotStore implements SlotStore {
   }
 
   async openSession(req: OpenSessionRequest): Promise<OpenSessionResult> {
-    const result = await this.#forwarding<OpenSessionResult>('open', JSON.stringify(req), randomUUID());
+    const ticketId = randomUUID();
+    const result = await this.#forwarding<OpenSessionResult>('open', JSON.stringify(req), ticketId).catch((error: unknown) => {
+      this.#abandonSession(error, req.sessionId, ticketId);
+      throw error;
+    });
+    if (result.kind === 'queued') this.#ticketSessions.set(ticketId, req.sessionId);
     if (result.kind === 'granted') {
       result.preempted = list(result.preempted);
       result.closedForwards = list(result.closedForwards);
@@ -113,11 +142,26 @@ export class RedisSlotStore implements SlotStore {
   }
 
   ticketOutcome(ticketId: string): Promise<TicketOutcome> {
-    return this.#forwarding('ticket-outcome', ticketId);
+    return this.#settleTicket(ticketId, this.#forwarding<TicketOutcome>('ticket-outcome', ticketId));
   }
 
   cancelTicket(ticketId: string): Promise<TicketOutcome> {
-    return this.#forwarding('cancel', ticketId);
+    return this.#settleTicket(ticketId, this.#forwarding<TicketOutcome>('cancel', ticketId), true);
+  }
+
+  /** A waiter that cannot learn its ticket's fate answers an error: the ticket and any grant of it are abandoned. */
+  async #settleTicket(ticketId: string, call: Promise<TicketOutcome>, final = false): Promise<TicketOutcome> {
+    let outcome: TicketOutcome;
+    try {
+      outcome = await call;
+    } catch (error) {
+      const sessionId = this.#ticketSessions.get(ticketId);
+      this.#ticketSessions.delete(ticketId);
+      if (sessionId) this.#abandonSession(error, sessionId, ticketId);
+      throw error;
+    }
+    if (final || outcome.kind !== 'pending') this.#ticketSessions.delete(ticketId);
+    return outcome;
   }
 
   heartbeatSession(sessionId: string, ttlMs: number): Promise<SessionLease | null> {
@@ -125,7 +169,11 @@ export class RedisSlotStore implements SlotStore {
   }
 
   async endSession(sessionId: string, reason: EndReason): Promise<SlotEvents | null> {
-    const events = await this.#forwarding<SlotEvents | null>('end', sessionId, reason);
+    const events = await this.#forwarding<SlotEvents | null>('end', sessionId, reason).catch((error: unknown) => {
+      // The caller gives the session up (a release, or a grant it could not complete): the sweep finishes it.
+      if (!this.#abandonedSessions.has(sessionId)) this.#abandonSession(error, sessionId);
+      throw error;
+    });
     return events && slotEvents(events);
   }
 
@@ -151,7 +199,10 @@ export class RedisSlotStore implements SlotStore {
   }
 
   openReservation(req: OpenReservationRequest): Promise<OpenReservationResult> {
-    return this.#analytics('open', JSON.stringify(req));
+    return this.#analytics<OpenReservationResult>('open', JSON.stringify(req)).catch((error: unknown) => {
+      this.#abandonReservation(error, req.reservationId);
+      throw error;
+    });
   }
 
   heartbeatReservation(reservationId: string): Promise<ReservationLease | null> {
@@ -159,7 +210,10 @@ export class RedisSlotStore implements SlotStore {
   }
 
   async endReservation(reservationId: string, reason: EndReason): Promise<SlotEvents | null> {
-    const events = await this.#analytics<SlotEvents | null>('end', reservationId, reason);
+    const events = await this.#analytics<SlotEvents | null>('end', reservationId, reason).catch((error: unknown) => {
+      this.#abandonReservation(error, reservationId);
+      throw error;
+    });
     return events && slotEvents(events);
   }
 
@@ -172,7 +226,48 @@ export class RedisSlotStore implements SlotStore {
   }
 
   async sweep(): Promise<SlotEvents> {
+    const abandoned = await this.#abandon();
     const [forwarding, analytics] = await Promise.all([this.#forwarding<SlotEvents>('sweep'), this.#analytics<SlotEvents>('sweep')]);
+    return mergeEvents(abandoned, mergeEvents(forwarding, analytics));
+  }
+
+  #abandonSession(error: unknown, sessionId: string, ticketId?: string): void {
+    if (neverSent(error) || this.#abandonedSessions.size >= MAX_ABANDONED) return;
+    this.#abandonedSessions.set(sessionId, ticketId === undefined ? { sessionId } : { sessionId, ticketId });
+  }
+
+  #abandonReservation(error: unknown, reservationId: string): void {
+    if (neverSent(error) || this.#abandonedReservations.size >= MAX_ABANDONED) return;
+    this.#abandonedReservations.add(reservationId);
+  }
+
+  /**
+   * Tells Redis of the abandoned opens and ends; they are forgotten here only once it has answered. Never
+   * throws: what did not get through is tried again at the next sweep, what did is reported.
+   */
+  async #abandon(): Promise<SlotEvents> {
+    const sessions = [...this.#abandonedSessions.values()].slice(0, ABANDON_BATCH);
+    const reservations = [...this.#abandonedReservations].slice(0, ABANDON_BATCH);
+    const [forwarding, analytics] = await Promise.all([
+      sessions.length === 0
+        ? noEvents()
+        : this.#forwarding<SlotEvents>('abandon', JSON.stringify(sessions)).then(
+            (events) => {
+              for (const { sessionId } of sessions) this.#abandonedSessions.delete(sessionId);
+              return slotEvents(events);
+            },
+            () => noEvents(),
+          ),
+      reservations.length === 0
+        ? noEvents()
+        : this.#analytics<SlotEvents>('abandon', JSON.stringify(reservations)).then(
+            (events) => {
+              for (const id of reservations) this.#abandonedReservations.delete(id);
+              return slotEvents(events);
+            },
+            () => noEvents(),
+          ),
+    ]);
     return mergeEvents(forwarding, analytics);
   }
 
@@ -250,6 +345,10 @@ function slotEvents(events: SlotEvents): SlotEvents {
     grantedTickets: list(events.grantedTickets),
     droppedTickets: list(events.droppedTickets),
   };
+}
+
+function noEvents(): SlotEvents {
+  return { endedSessions: [], endedReservations: [], closedForwards: [], grantedTickets: [], droppedTickets: [] };
 }
 
 function mergeEvents(forwarding: SlotEvents, analytics: SlotEvents): SlotEvents {

@@ -82,6 +82,40 @@ t.test('a frozen Redis turns into a 503 instead of a hang (command timeout)', as
   t.ok(isUnavailable(failure), 'a 503 DomainError');
 });
 
+t.test('a long queue on a live Redis is not an outage: calls past the deadline wait while replies come', async (t) => {
+  const { url } = await startRedis(t);
+  const client = await connectRedis({ url, commandTimeoutMs: 1000 });
+  t.teardown(() => client.close());
+  // Each call keeps Redis busy for 10 ms, so 300 of them in one go take Redis 3 s: the last ones wait three
+  // deadlines for their turn, while Redis answers all along. (Redis sends the replies to what it read in one
+  // go together: the 8 KB argument keeps that to a couple of calls, as the real scripts' arguments do.)
+  const busy = "local t0 = redis.call('TIME') repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) >= 10000 return 1";
+  const pad = 'p'.repeat(8000);
+  const replies = await Promise.allSettled(Array.from({ length: 300 }, () => redisCall(client, () => client.eval(busy, { arguments: [pad] }))));
+  t.equal(replies.filter((r) => r.status === 'fulfilled').length, replies.length, 'every call answered, none taken for an outage');
+});
+
+t.test('a Redis frozen under a backlog fails every waiting call within about the deadline', async (t) => {
+  const { url, server } = await startRedis(t);
+  const client = await connectRedis({ url, commandTimeoutMs: 300 });
+  t.teardown(() => client.destroy());
+  await redisCall(client, () => client.set('k', 'v'));
+  server.kill('SIGSTOP');
+  const started = performance.now();
+  const failures = await Promise.all(
+    Array.from({ length: 2000 }, () =>
+      redisCall(client, () => client.get('k')).then(
+        () => null,
+        (error: unknown) => error,
+      ),
+    ),
+  );
+  const tookMs = performance.now() - started;
+  server.kill('SIGCONT');
+  t.ok(failures.every(isUnavailable), 'every waiting call is a 503');
+  t.ok(tookMs < 5000, `given up on in ${Math.round(tookMs)} ms, not held for ever`);
+});
+
 t.test('error replies that are bugs are not disguised as outages', async (t) => {
   const { url } = await startRedis(t);
   const client = await connectRedis({ url });

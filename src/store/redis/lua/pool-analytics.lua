@@ -7,7 +7,8 @@ local K = {
   reservations = KEYS[1],       -- HASH reservation id -> reservation JSON
   reservationExpiry = KEYS[2],  -- ZSET reservation id by expiresAt
   agencyReservations = KEYS[3], -- HASH agency id -> reservations held (its quota use)
-  fence = KEYS[4]               -- STRING last reservation fence (INCR)
+  fence = KEYS[4],              -- STRING last reservation fence (INCR)
+  abandoned = KEYS[5]           -- ZSET reservation id by forget time: grants the broker gave up on (never to be made)
 }
 local LIMIT = tonumber(ARGV[2])
 -- Constants of src/core/pool-rules.ts.
@@ -15,6 +16,8 @@ local RETRY_AFTER_MIN_MS = 1000
 local RETRY_AFTER_MAX_MS = 30000
 local QUOTA_RETRY_AFTER_MS = 0
 local SWEEP_BATCH = 500
+-- How long an abandoned reservation id is refused, should its 'open' still arrive (a command Redis ran late).
+local ABANDONED_RETENTION_MS = 600000
 
 local op = ARGV[1]
 local t = redis.call('TIME')
@@ -47,6 +50,10 @@ end
 
 if op == 'open' then
   local req = cjson.decode(ARGV[3])
+  -- The broker gave up on this request (its reply was lost or late) and told us so first: take nothing.
+  if redis.call('ZSCORE', K.abandoned, req.reservationId) then
+    return cjson.encode({ kind = 'denied', reason = 'capacity', retryAfterMs = RETRY_AFTER_MIN_MS })
+  end
   if tonumber(redis.call('HGET', K.agencyReservations, req.agencyId) or 0) >= tonumber(req.agencyQuota) then
     return cjson.encode({ kind = 'denied', reason = 'quota', retryAfterMs = QUOTA_RETRY_AFTER_MS })
   end
@@ -119,6 +126,21 @@ if op == 'sweep' then
   local events = new_events()
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.reservationExpiry, '-inf', int(now), 'LIMIT', 0, SWEEP_BATCH)) do
     end_reservation(load(id), 'expired', events)
+  end
+  redis.call('ZREMRANGEBYSCORE', K.abandoned, '-inf', int(now))
+  return cjson.encode(events)
+end
+
+-- Reservations a broker answered with an error although they may have been made: given back, and an 'open'
+-- that has not run yet never will. ARGV[3] is a JSON list of reservation ids. Idempotent.
+if op == 'abandon' then
+  local events = new_events()
+  for _, id in ipairs(cjson.decode(ARGV[3])) do
+    redis.call('ZADD', K.abandoned, int(now + ABANDONED_RETENTION_MS), id)
+    local r = load(id)
+    if r then
+      end_reservation(r, 'released', events)
+    end
   end
   return cjson.encode(events)
 end

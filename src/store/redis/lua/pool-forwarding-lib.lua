@@ -17,7 +17,8 @@ local K = {
   outcomes = KEYS[10],         -- HASH ticket id -> outcome JSON (granted/dropped), kept for late pollers
   outcomeExpiry = KEYS[11],    -- ZSET ticket id by forget time
   idempotency = KEYS[12],      -- HASH principal "\n" key -> session id
-  idempotencyExpiry = KEYS[13] -- ZSET idempotency field by expiry
+  idempotencyExpiry = KEYS[13], -- ZSET idempotency field by expiry
+  abandoned = KEYS[14]         -- ZSET session id by forget time: grants the broker gave up on (never to be made)
 }
 
 local LIMIT = tonumber(ARGV[2])
@@ -29,6 +30,8 @@ local TOP_RANK = 2
 local QUEUE_BAND = 1e12
 local IDEMPOTENCY_WINDOW_MS = 600000
 local TICKET_OUTCOME_RETENTION_MS = 60000
+-- How long an abandoned session id is refused, should its 'open' still arrive (a command Redis ran late).
+local ABANDONED_RETENTION_MS = 600000
 local RETRY_AFTER_MIN_MS = 1000
 local RETRY_AFTER_MAX_MS = 30000
 local QUOTA_RETRY_AFTER_MS = 0

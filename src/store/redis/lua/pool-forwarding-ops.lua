@@ -24,6 +24,10 @@ end
 if op == 'open' then
   local req = cjson.decode(ARGV[4])
   local ticket_id = ARGV[5]
+  -- The broker gave up on this request (its reply was lost or late) and told us so first: take nothing.
+  if redis.call('ZSCORE', K.abandoned, req.sessionId) then
+    return cjson.encode({ kind = 'denied', reason = 'capacity', retryAfterMs = RETRY_AFTER_MIN_MS })
+  end
   local earlier = replay(req)
   if earlier then
     return cjson.encode({ kind = 'granted', session = earlier, newForward = false, replayed = true, preempted = {}, closedForwards = {} })
@@ -79,6 +83,28 @@ if op == 'ticket-outcome' or op == 'cancel' then
     redis.call('ZREM', K.outcomeExpiry, ticket_id)
   end
   return outcome
+end
+
+-- Grants a broker answered with an error although they may have been made (the reply was lost or came too
+-- late): whatever they took is given back, and an 'open' that has not run yet never will. ARGV[4] is a JSON
+-- list of {sessionId, ticketId}. Idempotent, so a broker repeats it until it gets an answer.
+if op == 'abandon' then
+  local events = new_events()
+  for _, a in ipairs(cjson.decode(ARGV[4])) do
+    redis.call('ZADD', K.abandoned, int(now + ABANDONED_RETENTION_MS), a.sessionId)
+    if type(a.ticketId) == 'string' then
+      redis.call('ZREM', K.queue, a.ticketId)
+      redis.call('HDEL', K.tickets, a.ticketId)
+      redis.call('HDEL', K.outcomes, a.ticketId)
+      redis.call('ZREM', K.outcomeExpiry, a.ticketId)
+    end
+    local s = load_json(K.sessions, a.sessionId)
+    if s then
+      end_session(s, 'released', now, events)
+    end
+  end
+  serve_queue(now, events)
+  return cjson.encode(events)
 end
 
 if op == 'heartbeat' then
@@ -157,6 +183,7 @@ if op == 'sweep' then
     redis.call('HDEL', K.idempotency, field)
     redis.call('ZREM', K.idempotencyExpiry, field)
   end
+  redis.call('ZREMRANGEBYSCORE', K.abandoned, '-inf', int(now))
   return cjson.encode(events)
 end
 
