@@ -134,7 +134,9 @@ async function errorsPlugin(app: FastifyInstance) {
     // The actor is logged here rather than bound to every request's logger: a child logger per
     // request costs more than the catalog query it would describe.
     const actor = request.principal ? { actor: request.principal.id, agency: request.principal.agencyId } : {};
-    if (status >= 500) request.log.error({ err, ...actor }, 'request failed');
+    // A domain error is an answer the broker chose (a full pool's 503, a silent camera's 504): worth a
+    // line, not a stack. Only what nobody expected is logged as an error, with its stack.
+    if (status >= 500 && !(err instanceof DomainError)) request.log.error({ err, ...actor }, 'request failed');
     else request.log.info({ code, status, ...actor }, message);
     if (headers) reply.headers(headers);
     return reply.code(status).send(errorBody(code, message));
