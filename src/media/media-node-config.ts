@@ -26,6 +26,12 @@ export interface MediaNodeEnvConfig {
   controlUrl: string;
 }
 
+/**
+ * Largest WebSocket frame the media port accepts from a player (ws's default is 100 MiB, and NMS sets none).
+ * WS-FLV players only receive; anything larger closes that socket with 1009.
+ */
+export const PLAYER_WS_MAX_PAYLOAD_BYTES = 4 * 1024;
+
 export class MediaNodeConfigError extends Error {
   constructor(variable: string, problem: string) {
     super(`${variable}: ${problem}`);
