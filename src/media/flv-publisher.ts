@@ -28,8 +28,8 @@ const TAG_TYPES = new Set([FLV_TAG_AUDIO, FLV_TAG_VIDEO, FLV_TAG_SCRIPT]);
 const FLV_HEADER_BYTES = 13;
 const TAG_HEADER_BYTES = 11;
 const PREVIOUS_TAG_SIZE_BYTES = 4;
-/** A 4K H.265 keyframe is a few MB; a larger tag is a broken stream, not video. */
-export const MAX_FLV_TAG_BYTES = 16 * 1024 * 1024 - 1;
+/** A 4K H.265 keyframe is a few MB; a larger tag is a broken stream, refused before it is buffered. */
+export const MAX_FLV_TAG_BYTES = 8 * 1024 * 1024;
 /** NMS's packet flags (flv.js parserTag): 3 = video keyframe. */
 const NMS_FLAG_KEYFRAME = 3;
 

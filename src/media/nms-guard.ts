@@ -141,6 +141,27 @@ export function checkPlayRequest(req: IncomingMessage, upgrade: boolean): Refusa
   return null;
 }
 
+function isPlayPath(url: string | undefined): boolean {
+  const path = (url ?? '').split('?', 1)[0];
+  return PLAY_PATH.test(path);
+}
+
+/**
+ * A browser's CORS preflight for a play URL (consoles on another origin), answered here as NMS's cors()
+ * middleware would, so it never reaches NMS's route (which treats any method as a session).
+ */
+function answerPreflight(req: IncomingMessage, res: ServerResponse): void {
+  const requested = req.headers['access-control-request-headers'];
+  res.writeHead(204, {
+    'access-control-allow-origin': '*',
+    'access-control-allow-methods': 'GET',
+    ...(typeof requested === 'string' && /^[A-Za-z0-9, -]{1,256}$/.test(requested) ? { 'access-control-allow-headers': requested } : {}),
+    vary: 'Access-Control-Request-Headers',
+    'content-length': 0,
+  });
+  res.end();
+}
+
 function refusalBody(refusal: Refusal): string {
   return JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
 }
@@ -169,7 +190,9 @@ function refuseUpgrade(socket: Duplex, refusal: Refusal): void {
 const silenced = new WeakSet<object>();
 /** The in-process publishers (flv-publisher.ts): the only sessions a broadcast admits as publisher. */
 const ownPublishers = new WeakSet<object>();
-/** The original `broadcastMessage` of each fenced broadcast, reachable only through `fencedDelivery`. */
+/** RTMP parsers that threw or refused: their connection is ended and never parsed again. */
+const brokenParsers = new WeakSet<object>();
+/** The original `broadcastMessage` of each fenced broadcast, reachable only through `openFencedBroadcast`. */
 const deliveries = new WeakMap<NmsBroadcastServer, (packet: NmsPacket) => void>();
 
 let installedLogger: Logger | null = null;
@@ -337,21 +360,19 @@ class HardenedSessions extends Map<string, NmsSession> {
   }
 }
 
-class RtmpRefused extends Error {}
 
-/** RTMP parsers that threw or refused: their connection is ended and never parsed again. */
-const brokenParsers = new WeakSet<object>();
+/** A refusal of ours thrown inside NMS's RTMP parser (already logged). */
+class RtmpRefused extends Error {}
 
 function hardenRtmpParser(): void {
   const proto = Rtmp.prototype;
   const { parserData, packetAlloc, packetParse, controlHandler } = proto;
-  const broken = brokenParsers;
   proto.parserData = function guardedParserData(buffer) {
-    if (broken.has(this)) return 'connection refused';
+    if (brokenParsers.has(this)) return 'connection refused';
     try {
       return parserData.call(this, buffer);
     } catch (error) {
-      broken.add(this);
+      brokenParsers.add(this);
       if (!(error instanceof RtmpRefused)) installedLogger?.info({ err: (error as Error).message }, 'malformed RTMP input');
       return `rtmp input refused: ${(error as Error).message}`;
     }
@@ -408,6 +429,10 @@ export function installNmsGuard(options: NmsGuardOptions): void {
   // ws reads maxPayload from its options at every upgrade.
   wsServer.options.maxPayload = options.wsMaxPayloadBytes;
   gateListeners(httpServer, 'request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'OPTIONS' && isPlayPath(req.url)) {
+      answerPreflight(req, res);
+      return false;
+    }
     const refusal = checkPlayRequest(req, false);
     if (refusal) refuseRequest(res, refusal);
     return refusal === null;

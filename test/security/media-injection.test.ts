@@ -3,9 +3,12 @@
  * (markers in the injected metadata/keyframes must never appear in a viewer's bytes), over RTMP, HTTP-FLV and WS-FLV.
  */
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
+import { ffmpegPath } from '../../src/media/ffmpeg.js';
 import { until } from '../helper.js';
+import { stopProcess } from '../media/helpers.js';
 import {
   countResults,
   httpGet,
@@ -101,4 +104,18 @@ t.test('point 3: the RTMP port accepts no publish at all, even from loopback', a
   t.notOk(rtmp.received().includes(Buffer.from('NetStream.Publish.Start')), 'no Publish.Start was sent');
   const res = await httpGet(media.flvUrl(OTHER_CHANNEL, media.token(OTHER_CHANNEL)));
   t.equal(res.status, 403, 'nothing plays on the channel the publish named');
+});
+
+t.test('point 3: a real RTMP player with a valid token still plays the relay’s video', async (t) => {
+  const url = `rtmp://127.0.0.1:${media.node.rtmpPort}/live/${CHANNEL}?token=${media.token()}`;
+  const player = spawn(ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-i', url, '-t', '1', '-map', '0:v', '-c', 'copy', '-f', 'flv', 'pipe:1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => stopProcess(player));
+  let bytes = 0;
+  player.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  const code = await new Promise<number | null>((resolve) => player.once('exit', resolve));
+  t.equal(code, 0, 'ffmpeg read a second of video over RTMP');
+  t.ok(bytes > 1000, `it received the stream (${bytes} bytes)`);
+  await media.assertAlive(t, 'after an RTMP player');
 });

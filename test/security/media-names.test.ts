@@ -39,6 +39,7 @@ const BAD_PATHS: Array<[string, string]> = [
   ['another app', `/cam/${CHANNEL}.flv`],
   ['an extra segment', `/live/${CHANNEL}.flv/x`],
   ['a long name', `/live/${'a'.repeat(8000)}.flv`],
+  ['a name beyond the header limit', `/live/${'a'.repeat(20_000)}.flv`],
   ['a name of 65 characters', `/live/${'a'.repeat(65)}.flv`],
   ['an upper-case extension', `/live/${CHANNEL}.FLV`],
   ['no extension', `/live/${CHANNEL}`],
@@ -68,7 +69,7 @@ t.test('point 2: HTTP-FLV queries, tokens and methods that are not a play are re
     ['an unknown parameter', 'GET', `/live/${CHANNEL}.flv?token=${valid}&sign=1-2`],
     ['a huge token', 'GET', `/live/${CHANNEL}.flv?token=${'A'.repeat(6000)}`],
     ['a DELETE', 'DELETE', `/live/${CHANNEL}.flv?token=${valid}`],
-    ['an OPTIONS', 'OPTIONS', `/live/${CHANNEL}.flv?token=${valid}`],
+    ['an OPTIONS elsewhere', 'OPTIONS', '/live/a.b.flv'],
     ['the NMS API', 'GET', '/api/v1/streams'],
     ['the NMS admin', 'GET', '/admin/'],
   ];
@@ -77,6 +78,12 @@ t.test('point 2: HTTP-FLV queries, tokens and methods that are not a play are re
     t.ok(reply.status >= 400 && reply.status < 500, `${what}: ${reply.status} is a 4xx`);
     t.notOk(reply.text.includes('FLV\u0001'), `${what}: no FLV byte`);
   }
+  const preflight = await rawHttp(
+    media.httpPort,
+    `OPTIONS /live/${CHANNEL}.flv?token=${valid} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://console\r\nConnection: close\r\n\r\n`,
+  );
+  t.equal(preflight.status, 204, 'a CORS preflight of a play URL is answered (by the guard, not NMS)');
+  t.match(preflight.text, /access-control-allow-origin: \*/i);
   await media.assertAlive(t, 'after bad HTTP-FLV queries');
 });
 
