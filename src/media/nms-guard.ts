@@ -103,6 +103,8 @@ const PLAY_QUERY = /^token=[A-Za-z0-9_.-]{1,1024}$/;
 const MAX_RTMP_MESSAGE_BYTES = 64 * 1024;
 /** Chunk streams one RTMP connection may open (a player uses three or four). */
 const MAX_RTMP_CHUNK_STREAMS = 16;
+/** An RTMP connection has this long from accept to an admitted play; NMS itself never times one out. */
+export const RTMP_PLAY_DEADLINE_MS = 10_000;
 const MIN_RTMP_CHUNK_SIZE = 1;
 const MAX_RTMP_CHUNK_SIZE = 0xffffff;
 
@@ -303,14 +305,24 @@ function rewrap(
 function hardenRtmpSession(session: NmsSession & NmsSessionInternals): void {
   const rtmp = session.rtmp;
   if (!rtmp) return;
-  const ignoreWhenSilenced = (name: 'onConnectCallback' | 'onPlayCallback') => {
+  const ignoreWhenSilenced = (name: 'onConnectCallback') => {
     const callback = rtmp[name];
     rtmp[name] = (...args) => {
       if (!silenced.has(session)) callback(...args);
     };
   };
   ignoreWhenSilenced('onConnectCallback');
-  ignoreWhenSilenced('onPlayCallback');
+  const onPlay = rtmp.onPlayCallback;
+  rtmp.onPlayCallback = (...args) => {
+    if (silenced.has(session)) return;
+    onPlay(...args);
+    // Admitted (a refusal silences it first): from now on media flows to it, its pace is the stream's.
+    if (!silenced.has(session)) session.socket?.setTimeout(0);
+  };
+  session.socket?.setTimeout(RTMP_PLAY_DEADLINE_MS, () => {
+    installedLogger?.info({ ip: session.ip }, 'RTMP connection did not play in time');
+    endConnection(session);
+  });
   // RTMP carries no publisher into this node (Rtmp.prototype.onPublish refuses first); belt and braces.
   rtmp.onPushCallback = () => endConnection(session);
   rtmp.onPacketCallback = () => {

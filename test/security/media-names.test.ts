@@ -4,9 +4,11 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { until } from '../helper.js';
 import {
   rawHttp,
   rtmpConnect,
+  rtmpCreateStream,
   rtmpHandshake,
   rtmpInvoke,
   rtmpMessage,
@@ -132,4 +134,18 @@ t.test('point 2: garbage RTMP handshakes, chunks and commands do not take the no
     t.equal(media.node.child.exitCode, null, `${what}: the node is still running`);
   }
   await media.assertAlive(t, 'after garbage RTMP');
+});
+
+t.test('point 2: an RTMP connection that never plays is closed, one that plays is kept', async (t) => {
+  const idle = await rtmpOpen(media.node.rtmpPort);
+  const handshakeOnly = await rtmpOpen(media.node.rtmpPort);
+  handshakeOnly.write(rtmpHandshake());
+  const player = await rtmpOpen(media.node.rtmpPort);
+  player.write(Buffer.concat([rtmpHandshake(), rtmpSetChunkSize(65536), rtmpConnect(media.node.rtmpPort), rtmpCreateStream(), rtmpPlay(`${CHANNEL}?token=${media.token()}`)]));
+  await until(t, 'silent RTMP connections are closed', () => idle.isClosed() && handshakeOnly.isClosed(), 20_000);
+  t.ok(idle.isClosed(), 'a connection that sends nothing is closed');
+  t.ok(handshakeOnly.isClosed(), 'a connection that stops after the handshake is closed');
+  t.notOk(player.isClosed(), 'a playing RTMP connection stays');
+  player.destroy();
+  await media.assertAlive(t, 'after idle RTMP connections');
 });
