@@ -51,8 +51,3 @@ export function cutPlayer(session: NmsSession): void {
   else if (req) req.socket.destroy();
   else socket?.destroy();
 }
-
-export function isLoopback(sessionIp: string): boolean {
-  const address = sessionIp.replace(/:\d+$/, '');
-  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
-}
