@@ -18,6 +18,9 @@
  *   wrapped so an error in it is logged and ends that session, never the process.
  * - WebSocket frames: NMS creates its `ws` server without `maxPayload` (100 MiB default); players send
  *   nothing meaningful, so the limit is small (a larger frame closes that socket with 1009).
+ * - Backpressure: NMS writes every packet to every player whatever it has not sent yet; a player whose
+ *   unsent backlog passes a limit is cut (one that stopped reading made the node buffer without end).
+ *   An RTMP connection gets a deadline to reach an admitted play (NMS never times one out).
  *
  * NMS 4.4 defines its methods as instance fields (arrow functions assigned in constructors), not on
  * prototypes, so most of these hooks attach per instance: broadcasts when NMS registers them in
@@ -84,6 +87,7 @@ interface RtmpPrototype {
 
 /** NMS session fields beyond the public typing: its protocol parsers and its own event handlers. */
 interface NmsSessionInternals {
+  sendBuffer?: (buffer: Buffer) => void;
   rtmp?: RtmpParser;
   flv?: { parserData: (buffer: Buffer) => string | null };
   onData?: (...args: unknown[]) => void;
@@ -198,6 +202,7 @@ const brokenParsers = new WeakSet<object>();
 const deliveries = new WeakMap<NmsBroadcastServer, (packet: NmsPacket) => void>();
 
 let installedLogger: Logger | null = null;
+let maxPlayerBacklogBytes = Number.POSITIVE_INFINITY;
 
 /** From now on the session's commands and media are ignored (its connection is being closed). */
 export function silence(session: NmsSession): void {
@@ -302,9 +307,28 @@ function rewrap(
   emitter.on(event, guarded(session, event, handler));
 }
 
+/**
+ * NMS writes every packet to every player without looking at backpressure, so a player that stops reading
+ * would have the node buffer the live stream for it without end. Past the limit, that player is cut.
+ */
+function boundBacklog(session: NmsSession & NmsSessionInternals, socket: { writableLength: number } | undefined): void {
+  const send = session.sendBuffer;
+  if (!send || !socket) return;
+  session.sendBuffer = (buffer) => {
+    if (silenced.has(session)) return;
+    if (socket.writableLength > maxPlayerBacklogBytes) {
+      installedLogger?.info({ ip: session.ip, path: session.streamPath, backlog: socket.writableLength }, 'player too slow; cut');
+      endConnection(session);
+      return;
+    }
+    send(buffer);
+  };
+}
+
 function hardenRtmpSession(session: NmsSession & NmsSessionInternals): void {
   const rtmp = session.rtmp;
   if (!rtmp) return;
+  boundBacklog(session, session.socket);
   const ignoreWhenSilenced = (name: 'onConnectCallback') => {
     const callback = rtmp[name];
     rtmp[name] = (...args) => {
@@ -349,6 +373,8 @@ function hardenFlvSession(session: NmsSession & NmsSessionInternals): void {
   // Players send nothing meaningful; NMS would feed it to an FLV parser that allocates what a tag declares.
   if (session.flv) session.flv.parserData = () => null;
   const { res, req } = session;
+  // HTTP-FLV and WS-FLV both write through the request's socket.
+  boundBacklog(session, req?.socket);
   if (res && 'terminate' in res) {
     rewrap(res, 'message', session, session.onData);
     rewrap(res, 'close', session, session.onClose);
@@ -429,6 +455,8 @@ export interface NmsGuardOptions {
   /** NMS's HTTP-FLV / WS-FLV server (`nms.httpServer`), constructed but not yet listening. */
   httpServer: { httpServer?: Server; wsServer?: { options: { maxPayload?: number } } };
   wsMaxPayloadBytes: number;
+  /** Unsent bytes a player may fall behind by before it is cut. */
+  playerMaxBacklogBytes: number;
 }
 
 /** Installs every guard; once per process, after `new NodeMediaServer()` and before `run()`. */
@@ -436,6 +464,7 @@ export function installNmsGuard(options: NmsGuardOptions): void {
   if (installed) throw new Error('nms-guard is installed once per process');
   installed = true;
   installedLogger = options.logger;
+  maxPlayerBacklogBytes = options.playerMaxBacklogBytes;
   const { httpServer, wsServer } = options.httpServer;
   if (!httpServer || !wsServer) throw new Error('node-media-server has no HTTP server to guard');
   // ws reads maxPayload from its options at every upgrade.

@@ -23,8 +23,9 @@ export interface MediaFixture {
   assertNotInjected(t: Test, marker: string, what: string): Promise<void>;
 }
 
-export async function startMediaFixture(t: Test): Promise<MediaFixture> {
-  const node = await startMediaNodeProcess(t, { sourceTimeoutMs: 8000 });
+/** `env`: extra MEDIA_* variables of the node (limits a test wants small). */
+export async function startMediaFixture(t: Test, env: Record<string, string> = {}): Promise<MediaFixture> {
+  const node = await startMediaNodeProcess(t, { sourceTimeoutMs: 8000, env });
   const simulator = await startSimulatorProcess(t, 1);
   const httpPort = Number(new URL(node.playBaseUrl).port);
   let sessions = 0;
