@@ -8,14 +8,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 export const ffmpegPath: string = ffmpegInstaller.path;
 
-/** Keeps the last few kilobytes of a child's stderr, for the log line when it fails. */
+/** `scheme://user:password@host` → `scheme://***@host`: ffmpeg echoes its input URL in error messages. */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1***@');
+}
+
+/** Keeps the last few kilobytes of a child's stderr, for the log line when it fails (URL credentials redacted). */
 export function captureStderrTail(child: ChildProcess, maxBytes = 2048): () => string {
   let tail = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {
     tail = (tail + chunk).slice(-maxBytes);
   });
-  return () => tail.trim();
+  return () => redactUrlCredentials(tail.trim());
 }
 
 /** SIGTERM lets ffmpeg close its output cleanly; SIGKILL follows if it has not exited in time. */
@@ -31,8 +36,9 @@ export function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
   });
 }
 
-export function spawnFfmpeg(args: string[]): ChildProcess {
+/** `stdout: true` pipes ffmpeg's stdout (a relay writing FLV to `pipe:1`); otherwise it is discarded. */
+export function spawnFfmpeg(args: string[], options: { stdout?: boolean } = {}): ChildProcess {
   return spawn(ffmpegPath, ['-hide_banner', '-nostdin', '-loglevel', 'error', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', options.stdout ? 'pipe' : 'ignore', 'pipe'],
   });
 }

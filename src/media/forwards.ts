@@ -1,17 +1,18 @@
 /**
  * The forwards of one media node: for each channel, an ffmpeg relay that pulls the camera source and
- * publishes it into the node's own RTMP ingest, guarded by the channel's fencing token.
+ * writes FLV to its stdout, which the node publishes in-process (flv-publisher.ts), guarded by the
+ * channel's fencing token. No publish secret exists: nothing outside this process can publish, so none is
+ * needed, and none lands on a command line.
  *
  * Lifecycle: starting (until the first video keyframe reaches node-media-server, or the source timeout)
  * → live ⇄ retrying (the source dropped; a few attempts with backoff) → ended (stopped, replaced by a
  * newer fence, or failed). A failure after the start is recorded so the broker learns it from GET /load.
  */
-import { randomBytes, createHash, timingSafeEqual } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import type { NmsSession } from 'node-media-server';
 import { SourceUnavailableError } from '../core/ports.js';
 import { captureStderrTail, spawnFfmpeg, stopChild } from './ffmpeg.js';
-import { relayArgs } from './relay-args.js';
+import type { FlvPublisher } from './flv-publisher.js';
+import { RELAY_OUTPUT, relayArgs } from './relay-args.js';
 
 export type ForwardState = 'starting' | 'live' | 'retrying' | 'ended';
 
@@ -47,7 +48,8 @@ export class ForwardSupersededError extends Error {
 }
 
 export interface ForwardSetOptions {
-  rtmpPort: number;
+  /** Claims the channel's stream path for one relay run (throws if another publisher holds it). */
+  openPublisher: (channelId: string) => FlvPublisher;
   sourceTimeoutMs: number;
   /** Relay restarts allowed after the forward went live, before it is reported failed. */
   maxRetries: number;
@@ -61,11 +63,8 @@ export interface ForwardSetOptions {
 
 interface Forward extends ForwardSummary {
   sourceUrl: string;
-  /** Proves to prePublish that a publish on this channel comes from the relay this node started. */
-  publishSecretHash: Buffer;
-  publishSecret: string;
   relay: ChildProcess | null;
-  publisher: NmsSession | null;
+  publisher: FlvPublisher | null;
   attempts: number;
   liveSince: number;
   ready: Promise<void>;
@@ -74,10 +73,7 @@ interface Forward extends ForwardSummary {
   timers: Set<NodeJS.Timeout>;
 }
 
-const READINESS_POLL_MS = 25;
 const MAX_FAILURES_KEPT = 200;
-
-const sha256 = (value: string) => createHash('sha256').update(value).digest();
 
 export class ForwardSet {
   readonly #forwards = new Map<string, Forward>();
@@ -105,14 +101,11 @@ export class ForwardSet {
     });
     // Callers may all have gone away (client disconnect); the rejection is still theirs to see, not unhandled.
     ready.catch(() => undefined);
-    const publishSecret = randomBytes(24).toString('base64url');
     const forward: Forward = {
       channelId,
       fence,
       sourceUrl,
       state: 'starting',
-      publishSecret,
-      publishSecretHash: sha256(publishSecret),
       relay: null,
       publisher: null,
       attempts: 0,
@@ -147,40 +140,6 @@ export class ForwardSet {
     return this.#forwards.get(channelId)?.fence;
   }
 
-  /** Only the relay this node started for an active forward may publish on the channel's path. */
-  authorizePublish(channelId: string, secret: unknown): boolean {
-    const forward = this.#forwards.get(channelId);
-    if (!forward || typeof secret !== 'string') return false;
-    return timingSafeEqual(sha256(secret), forward.publishSecretHash);
-  }
-
-  /** NMS accepted the relay's publish: wait for a keyframe of *this* publish, then the forward is live. */
-  publisherStarted(channelId: string, session: NmsSession): void {
-    const forward = this.#forwards.get(channelId);
-    if (!forward) return;
-    forward.publisher = session;
-    // A resumed publish keeps the previous GOP cache; a new keyframe replaces the Set object.
-    const gopAtPublish = session.broadcast?.flvGopCache ?? null;
-    const poll = setInterval(() => {
-      if (forward.state === 'ended' || forward.publisher !== session) {
-        clearInterval(poll);
-        forward.timers.delete(poll);
-        return;
-      }
-      const gop = session.broadcast?.flvGopCache ?? null;
-      if (gop !== null && gop !== gopAtPublish) {
-        clearInterval(poll);
-        forward.timers.delete(poll);
-        this.#markLive(forward);
-      }
-    }, READINESS_POLL_MS);
-    forward.timers.add(poll);
-  }
-
-  publisherOf(channelId: string): NmsSession | null {
-    return this.#forwards.get(channelId)?.publisher ?? null;
-  }
-
   list(): ForwardSummary[] {
     return [...this.#forwards.values()].map(({ channelId, fence, state }) => ({ channelId, fence, state }));
   }
@@ -196,15 +155,31 @@ export class ForwardSet {
   }
 
   #spawnRelay(forward: Forward): void {
-    const target = `rtmp://127.0.0.1:${this.options.rtmpPort}/live/${forward.channelId}?secret=${forward.publishSecret}`;
-    const relay = spawnFfmpeg(relayArgs(forward.sourceUrl, target, this.options.sourceTimeoutMs));
+    const relay = spawnFfmpeg(relayArgs(forward.sourceUrl, RELAY_OUTPUT, this.options.sourceTimeoutMs), { stdout: true });
     forward.relay = relay;
     const stderrTail = captureStderrTail(relay);
+    let publisher: FlvPublisher | null = null;
+    let streamError = '';
+    relay.stdout?.on('data', (chunk: Buffer) => {
+      if (forward.relay !== relay) return;
+      try {
+        // Claimed on the first byte, so a relay that never sends holds no stream path.
+        publisher ??= forward.publisher = this.options.openPublisher(forward.channelId);
+        publisher.feed(chunk);
+      } catch (error) {
+        streamError = (error as Error).message;
+        relay.stdout?.removeAllListeners('data');
+        relay.kill('SIGKILL');
+        return;
+      }
+      if (forward.state !== 'live' && forward.state !== 'ended' && publisher.keyframes > 0) this.#markLive(forward);
+    });
     const onGone = () => {
+      publisher?.close();
       if (forward.relay !== relay) return;
       forward.relay = null;
       forward.publisher = null;
-      this.#relayExited(forward, stderrTail());
+      this.#relayExited(forward, streamError || stderrTail());
     };
     relay.once('exit', onGone);
     relay.once('error', onGone);
@@ -257,6 +232,7 @@ export class ForwardSet {
     forward.timers.clear();
     if (forward.relay) void stopChild(forward.relay);
     forward.relay = null;
+    forward.publisher?.close();
     forward.publisher = null;
     if (this.#forwards.get(forward.channelId) === forward) this.#forwards.delete(forward.channelId);
     forward.rejectReady(startError ?? new ForwardSupersededError(forward.channelId, forward.fence));

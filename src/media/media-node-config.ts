@@ -24,7 +24,21 @@ export interface MediaNodeEnvConfig {
   publicUrl: string;
   /** Control URL as brokers reach this node (MEDIA_CONTROL_URL). */
   controlUrl: string;
+  /** MEDIA_PLAYER_MAX_BACKLOG_BYTES, default PLAYER_MAX_BACKLOG_BYTES. */
+  playerMaxBacklogBytes: number;
 }
+
+/**
+ * Largest WebSocket frame the media port accepts from a player (ws's default is 100 MiB, and NMS sets none).
+ * WS-FLV players only receive; anything larger closes that socket with 1009.
+ */
+export const PLAYER_WS_MAX_PAYLOAD_BYTES = 4 * 1024;
+
+/**
+ * Unsent bytes a player may fall behind by before the node cuts it (MEDIA_PLAYER_MAX_BACKLOG_BYTES):
+ * room for a joiner's burst (headers + a GOP of a high-bitrate camera) and a slow network's hiccup.
+ */
+export const PLAYER_MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 export class MediaNodeConfigError extends Error {
   constructor(variable: string, problem: string) {
@@ -60,6 +74,10 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
   if (unknownNetwork !== undefined) throw new MediaNodeConfigError('MEDIA_NETWORKS', `unknown network "${unknownNetwork}"`);
   const maxForwards = env.MEDIA_MAX_FORWARDS ? Number(env.MEDIA_MAX_FORWARDS) : 500;
   if (!Number.isInteger(maxForwards) || maxForwards < 1) throw new MediaNodeConfigError('MEDIA_MAX_FORWARDS', 'must be a positive integer');
+  const backlog = env.MEDIA_PLAYER_MAX_BACKLOG_BYTES ? Number(env.MEDIA_PLAYER_MAX_BACKLOG_BYTES) : PLAYER_MAX_BACKLOG_BYTES;
+  if (!Number.isSafeInteger(backlog) || backlog < 1024) {
+    throw new MediaNodeConfigError('MEDIA_PLAYER_MAX_BACKLOG_BYTES', 'must be an integer of at least 1024');
+  }
   const host = env.MEDIA_HOST || '127.0.0.1';
   const httpPort = port(env, 'MEDIA_HTTP_PORT', 8000);
   const controlHost = env.MEDIA_CONTROL_HOST || '127.0.0.1';
@@ -80,5 +98,6 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
     maxForwards,
     publicUrl: env.MEDIA_PUBLIC_URL || `http://${host}:${httpPort}`,
     controlUrl: env.MEDIA_CONTROL_URL || `http://${controlHost}:${controlPort}`,
+    playerMaxBacklogBytes: backlog,
   };
 }

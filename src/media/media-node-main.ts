@@ -57,6 +57,17 @@ async function main(): Promise<void> {
     logger.fatal((error as Error).message);
     process.exit(2);
   }
+  // Last resort: node-media-server runs client-driven code in socket callbacks (nms-guard.ts contains what
+  // it can per session). An error that still escapes from NMS's code is logged and the node carries on:
+  // one hostile client must not end every agency's streams. Anything else is a bug of ours: exit as usual.
+  process.on('uncaughtException', (error: Error) => {
+    if (/node-media-server[\\/]src[\\/]/.test(error.stack ?? '')) {
+      logger.error({ err: error.message, stack: error.stack }, 'error inside node-media-server contained');
+      return;
+    }
+    logger.fatal({ err: error.message, stack: error.stack }, 'uncaught exception');
+    process.exit(1);
+  });
   await assertPortFree(config.controlHost, config.controlPort);
   const node = new MediaNode({ ...config, logger });
   await node.start();

@@ -7,6 +7,16 @@
  * admin and its JWT API with default secrets (not configured → not mounted), NMS's md5 URL signing (our
  * own HMAC tokens instead), auto-recording, and its store's SIGINT/SIGTERM handlers (which exit the
  * process under the owner's feet).
+ *
+ * NMS itself is not safe on a public port (issue 8): a malformed stream name crashed it, any session's
+ * packets were broadcast, its WebSocket frames were unbounded. nms-guard.ts validates every request before
+ * NMS sees it, fences each broadcast so only this node's in-process publisher (flv-publisher.ts) reaches
+ * viewers, refuses every RTMP and FLV publish, and contains errors in NMS's session handlers. Relays
+ * write FLV to their stdout and are published in-process, so the RTMP port serves RTMP players only.
+ *
+ * Those guards patch NMS internals (instance fields, `Context`, the RTMP parser's prototype), so
+ * node-media-server is pinned to the exact version they were written against (package.json "4.4.3", no
+ * caret): an upgrade must re-read node_modules/node-media-server/src and re-run test/security/media-*.
  * @see node_modules/node-media-server/src/index.js, src/server/http_server.js, src/store/lightweight_store.js
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,10 +25,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import NodeMediaServer, { type NmsSession } from 'node-media-server';
 import type { Logger } from 'pino';
+import { openFlvPublisher } from './flv-publisher.js';
 import { ForwardSet, type ForwardFailure, type ForwardSummary } from './forwards.js';
+import { PLAYER_MAX_BACKLOG_BYTES, PLAYER_WS_MAX_PAYLOAD_BYTES } from './media-node-config.js';
 import { assertPortFree } from './net-ports.js';
+import { installNmsGuard } from './nms-guard.js';
 import { routeNmsLogs } from './nms-logging.js';
-import { cutPlayer, isLoopback, refuseSession } from './nms-sessions.js';
+import { cutPlayer, refuseSession } from './nms-sessions.js';
 import { PLAYBACK_APP, PlayerGate } from './player-gate.js';
 
 export interface MediaNodeOptions {
@@ -34,6 +47,10 @@ export interface MediaNodeOptions {
   relayRetryBaseMs?: number;
   /** Lowest level of node-media-server's own messages passed on to the logger. */
   nmsLogLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Largest WebSocket frame a player may send (players send nothing meaningful); default PLAYER_WS_MAX_PAYLOAD_BYTES. */
+  wsMaxPayloadBytes?: number;
+  /** Unsent bytes a player may fall behind by before it is cut; default PLAYER_MAX_BACKLOG_BYTES. */
+  playerMaxBacklogBytes?: number;
   logger: Logger;
 }
 
@@ -65,13 +82,11 @@ export class MediaNode {
   #bytesPerSecond = 0;
   #lastTraffic = 0;
   #sampler: NodeJS.Timeout | null = null;
-  /** NMS emits postPublish even for a publish refused in prePublish; those must not count. */
-  readonly #refusedPublishers = new WeakSet<NmsSession>();
 
   constructor(private readonly options: MediaNodeOptions) {
     this.#log = options.logger;
     this.#forwards = new ForwardSet({
-      rtmpPort: options.rtmpPort,
+      openPublisher: (channelId) => openFlvPublisher(PLAYBACK_APP, channelId),
       sourceTimeoutMs: options.sourceTimeoutMs,
       maxRetries: options.maxRelayRetries ?? 3,
       retryBaseMs: options.relayRetryBaseMs ?? 500,
@@ -109,8 +124,12 @@ export class MediaNode {
       auth: { play: false, publish: false, secret: '' },
     });
     nms.store.options.signals = false;
-    nms.on('prePublish', this.#onPrePublish);
-    nms.on('postPublish', this.#onPostPublish);
+    installNmsGuard({
+      logger: this.#log,
+      httpServer: (nms as unknown as { httpServer: Parameters<typeof installNmsGuard>[0]['httpServer'] }).httpServer,
+      wsMaxPayloadBytes: this.options.wsMaxPayloadBytes ?? PLAYER_WS_MAX_PAYLOAD_BYTES,
+      playerMaxBacklogBytes: this.options.playerMaxBacklogBytes ?? PLAYER_MAX_BACKLOG_BYTES,
+    });
     nms.on('prePlay', this.#onPrePlay);
     nms.on('donePlay', (session) => this.#players.released(session));
     this.#nms = nms;
@@ -168,24 +187,6 @@ export class MediaNode {
   #traffic(): number {
     return nmsContext.networkStats.inBytes + nmsContext.networkStats.outBytes;
   }
-
-  /** Only a relay this node started, from loopback, with the forward's publish secret, may publish. */
-  #onPrePublish = (session: NmsSession): void => {
-    const allowed =
-      session.protocol === 'rtmp' &&
-      isLoopback(session.ip) &&
-      session.streamApp === PLAYBACK_APP &&
-      this.#forwards.authorizePublish(session.streamName, session.streamQuery.secret);
-    if (allowed) return;
-    this.#log.warn({ ip: session.ip, path: session.streamPath, protocol: session.protocol }, 'publish refused');
-    this.#refusedPublishers.add(session);
-    refuseSession(session, 403);
-  };
-
-  #onPostPublish = (session: NmsSession): void => {
-    if (this.#refusedPublishers.has(session)) return;
-    this.#forwards.publisherStarted(session.streamName, session);
-  };
 
   #onPrePlay = (session: NmsSession): void => {
     const verdict = this.#players.admit(session);

@@ -9,6 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import type { NmsSession } from 'node-media-server';
 import { WebSocket } from 'ws';
+import { silence } from './nms-guard.js';
 
 /** Time a WebSocket player gets to answer the close frame before its socket is dropped. */
 const WS_CLOSE_GRACE_MS = 1000;
@@ -25,6 +26,8 @@ function closeWebSocket(ws: WebSocket, reason: string): void {
  * frame, RTMP a dropped socket.
  */
 export function refuseSession(session: NmsSession, status: 401 | 403): void {
+  // Whatever else the refused client already sent (RTMP commands, media in the same read) is discarded.
+  silence(session);
   const { res, req, socket } = session;
   if (res instanceof WebSocket) {
     closeWebSocket(res, 'forbidden');
@@ -42,13 +45,9 @@ export function refuseSession(session: NmsSession, status: 401 | 403): void {
 
 /** Cut a connected player (session ended, forward stopped). */
 export function cutPlayer(session: NmsSession): void {
+  silence(session);
   const { res, req, socket } = session;
   if (res instanceof WebSocket) closeWebSocket(res, 'session ended');
   else if (req) req.socket.destroy();
   else socket?.destroy();
-}
-
-export function isLoopback(sessionIp: string): boolean {
-  const address = sessionIp.replace(/:\d+$/, '');
-  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }

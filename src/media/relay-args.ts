@@ -1,9 +1,13 @@
 /**
- * ffmpeg arguments of a relay: pull a camera source and publish it unchanged (`-c copy`) as FLV into the
- * media node's RTMP ingest. Socket timeouts make ffmpeg exit when a source stalls, which is how the
- * forward learns the source dropped.
+ * ffmpeg arguments of a relay: pull a camera source and write it unchanged (`-c copy`) as FLV to stdout,
+ * which the media node publishes in-process (flv-publisher.ts): no ingest URL, so no publish secret on the
+ * command line. Socket timeouts make ffmpeg exit when a source stalls, which is how the forward learns the
+ * source dropped.
  * @see https://ffmpeg.org/ffmpeg-protocols.html (rtsp `stimeout`, generic `rw_timeout`, both microseconds)
  */
+
+/** The relay's output: FLV on its stdout. */
+export const RELAY_OUTPUT = 'pipe:1';
 
 export const RELAY_SOURCE_PROTOCOLS = ['rtmp:', 'rtsp:', 'http:', 'https:'] as const;
 

@@ -1,0 +1,145 @@
+/**
+ * The one path media enters a media node by: FLV tags in, node-media-server's broadcast out, fenced.
+ * A publisher claims a stream path in-process (nms-guard.ts `openFencedBroadcast`): nothing else (no RTMP
+ * or FLV client, no player) may publish into NMS, and only this publisher's packets reach the viewers.
+ *
+ * Two ways in: `feed()` takes an FLV byte stream (what a relay's `ffmpeg -f flv pipe:1` writes), and
+ * `writeTag()` takes one tag (for in-process demuxers). Tags are classified by NMS's own FLV code
+ * (`Flv.parserTag`), so headers, keyframes, the GOP cache and metadata behave exactly as an NMS publish.
+ * No credential is involved: the relay is a child process whose stdout only this node reads.
+ * @see https://veovera.org/docs/legacy/video-file-format-v10-1-spec.pdf (FLV header and tags)
+ * @see node_modules/node-media-server/src/protocol/flv.js, server/broadcast_server.js
+ */
+import { createRequire } from 'node:module';
+import type { NmsSession } from 'node-media-server';
+import { nmsContext, openFencedBroadcast, type FencedBroadcast, type NmsPacket } from './nms-guard.js';
+
+const nmsRequire = createRequire(import.meta.url);
+const Flv = nmsRequire('node-media-server/src/protocol/flv.js') as {
+  parserTag(type: number, time: number, size: number, data: Buffer): NmsPacket;
+};
+const BaseSession = nmsRequire('node-media-server/src/session/base_session.js') as new () => NmsSession;
+
+export const FLV_TAG_AUDIO = 8;
+export const FLV_TAG_VIDEO = 9;
+export const FLV_TAG_SCRIPT = 18;
+const TAG_TYPES = new Set([FLV_TAG_AUDIO, FLV_TAG_VIDEO, FLV_TAG_SCRIPT]);
+/** FLV file header (9 bytes, DataOffset 9) followed by PreviousTagSize0. */
+const FLV_HEADER_BYTES = 13;
+const TAG_HEADER_BYTES = 11;
+const PREVIOUS_TAG_SIZE_BYTES = 4;
+/** A 4K H.265 keyframe is a few MB; a larger tag is a broken stream, refused before it is buffered. */
+export const MAX_FLV_TAG_BYTES = 8 * 1024 * 1024;
+/** NMS's packet flags (flv.js parserTag): 3 = video keyframe. */
+const NMS_FLAG_KEYFRAME = 3;
+
+export interface FlvTag {
+  /** 8 audio, 9 video, 18 script data. */
+  type: number;
+  /** Milliseconds, 32 bits (FLV's 24 bits + extension). */
+  timestamp: number;
+  data: Buffer;
+}
+
+export class FlvStreamError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FlvStreamError';
+  }
+}
+
+/** Splits an FLV byte stream into tags, whatever the chunking; throws FlvStreamError on a broken stream. */
+export class FlvTagReader {
+  #pending: Buffer = Buffer.alloc(0);
+  #headerRead = false;
+
+  /** The complete tags in `chunk` (plus what earlier chunks left over). */
+  push(chunk: Buffer): FlvTag[] {
+    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    const tags: FlvTag[] = [];
+    if (!this.#headerRead) {
+      if (this.#pending.length < FLV_HEADER_BYTES) return tags;
+      if (this.#pending.toString('latin1', 0, 3) !== 'FLV') throw new FlvStreamError('not an FLV stream');
+      const dataOffset = this.#pending.readUInt32BE(5);
+      if (dataOffset !== 9) throw new FlvStreamError(`unexpected FLV header size ${dataOffset}`);
+      this.#pending = this.#pending.subarray(FLV_HEADER_BYTES);
+      this.#headerRead = true;
+    }
+    let offset = 0;
+    const buffer = this.#pending;
+    while (buffer.length - offset >= TAG_HEADER_BYTES) {
+      const type = buffer[offset] & 0x1f;
+      if ((buffer[offset] & 0x20) !== 0) throw new FlvStreamError('encrypted FLV tags are not relayed');
+      if (!TAG_TYPES.has(type)) throw new FlvStreamError(`unknown FLV tag type ${type}`);
+      const size = buffer.readUIntBE(offset + 1, 3);
+      if (size > MAX_FLV_TAG_BYTES) throw new FlvStreamError(`FLV tag of ${size} bytes`);
+      const total = TAG_HEADER_BYTES + size + PREVIOUS_TAG_SIZE_BYTES;
+      if (buffer.length - offset < total) break;
+      const timestamp = (buffer.readUIntBE(offset + 4, 3) | (buffer[offset + 7] << 24)) >>> 0;
+      const previous = buffer.readUInt32BE(offset + TAG_HEADER_BYTES + size);
+      if (previous !== TAG_HEADER_BYTES + size) throw new FlvStreamError('FLV PreviousTagSize does not match');
+      // A copy: NMS keeps packet data in its GOP cache, and `chunk` belongs to the caller.
+      const data = Buffer.from(buffer.subarray(offset + TAG_HEADER_BYTES, offset + TAG_HEADER_BYTES + size));
+      tags.push({ type, timestamp, data });
+      offset += total;
+    }
+    this.#pending = buffer.subarray(offset);
+    return tags;
+  }
+}
+
+export interface FlvPublisher {
+  readonly streamPath: string;
+  /** Video keyframes published so far (a forward is live once this passes 0). */
+  readonly keyframes: number;
+  /** Bytes of an FLV stream (header first). Throws FlvStreamError on a broken stream. */
+  feed(chunk: Buffer): void;
+  /** One tag, for in-process sources that produce tags rather than an FLV byte stream. */
+  writeTag(tag: FlvTag): void;
+  /** Ends the publish; NMS keeps the path resumable by the next publisher for its grace window. */
+  close(): void;
+}
+
+/** Claims `/<app>/<name>` and returns its publisher; throws if the path already has a live publisher. */
+export function openFlvPublisher(app: string, name: string): FlvPublisher {
+  const streamPath = `/${app}/${name}`;
+  const session = new BaseSession();
+  // An empty ip marks an NMS-internal session (no play/publish counting as a client); see broadcast_server.js.
+  session.protocol = 'flv';
+  session.streamApp = app;
+  session.streamName = name;
+  session.streamPath = streamPath;
+  session.isPublisher = true;
+  const fenced: FencedBroadcast = openFencedBroadcast(streamPath, session);
+  const reader = new FlvTagReader();
+  let keyframes = 0;
+  let closed = false;
+
+  const writeTag = (tag: FlvTag) => {
+    if (closed) return;
+    if (!TAG_TYPES.has(tag.type)) throw new FlvStreamError(`unknown FLV tag type ${tag.type}`);
+    if (tag.data.length > MAX_FLV_TAG_BYTES) throw new FlvStreamError(`FLV tag of ${tag.data.length} bytes`);
+    const packet = Flv.parserTag(tag.type, tag.timestamp, tag.data.length, tag.data);
+    fenced.deliver(packet);
+    if (packet.codec_type === FLV_TAG_VIDEO && packet.flags === NMS_FLAG_KEYFRAME) keyframes += 1;
+  };
+
+  return {
+    streamPath,
+    get keyframes() {
+      return keyframes;
+    },
+    feed(chunk) {
+      if (closed) return;
+      session.inBytes += chunk.length;
+      nmsContext.networkStats.inBytes += chunk.length;
+      for (const tag of reader.push(chunk)) writeTag(tag);
+    },
+    writeTag,
+    close() {
+      if (closed) return;
+      closed = true;
+      fenced.release();
+    },
+  };
+}

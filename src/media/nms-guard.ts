@@ -1,0 +1,494 @@
+/**
+ * Guards around node-media-server 4.4's internals, installed by the media node (media-node.ts) once per
+ * process before NMS runs. NMS trusts its clients in ways a public media port cannot (issue 8):
+ *
+ * - Names: FlvSession/RtmpSession check the stream name only after the session exists; a bad one closes the
+ *   connection but leaves `broadcast` unset, and the next `onPlay`/`onClose` throws outside any handler
+ *   (`/live/a.b.flv` took the whole node down). So every HTTP request and WebSocket upgrade is checked here
+ *   first: only `GET /live/<stream key>.flv?token=<token>` reaches NMS, the rest is answered 4xx.
+ * - Injection: `BroadcastServer.broadcastMessage` is called by every session's `onPacket`, publisher or
+ *   not, and a refused session's remaining bytes in the same TCP read are still parsed. So the broadcast
+ *   is fenced: its `postPublish` admits only this node's own in-process publisher (flv-publisher.ts, the
+ *   one path media enters by), and its `broadcastMessage` drops every call; only the fenced publisher holds
+ *   the original. RTMP publishes are refused before NMS answers `NetStream.Publish.Start`, media from an
+ *   RTMP session is dropped and ends it, and a refused session's further commands and bytes are discarded.
+ * - Robustness: NMS's RTMP parser throws on malformed commands (`new URL(tcUrl)`, a missing stream name, a
+ *   short control message) and allocates whatever a chunk header declares. Its parser is wrapped so a throw
+ *   ends that connection, messages and chunk streams are bounded, and every NMS session event handler is
+ *   wrapped so an error in it is logged and ends that session, never the process.
+ * - WebSocket frames: NMS creates its `ws` server without `maxPayload` (100 MiB default); players send
+ *   nothing meaningful, so the limit is small (a larger frame closes that socket with 1009).
+ * - Backpressure: NMS writes every packet to every player whatever it has not sent yet; a player whose
+ *   unsent backlog passes a limit is cut (one that stopped reading made the node buffer without end).
+ *   An RTMP connection gets a deadline to reach an admitted play (NMS never times one out).
+ *
+ * NMS 4.4 defines its methods as instance fields (arrow functions assigned in constructors), not on
+ * prototypes, so most of these hooks attach per instance: broadcasts when NMS registers them in
+ * `Context.broadcasts`, sessions when it registers them in `Context.sessions` (right after `run()`, before
+ * any of their socket data is read). The RTMP parser's methods are real prototype methods.
+ * This is coupled to NMS's source: the version is pinned exactly in package.json (see media-node.ts).
+ * @see node_modules/node-media-server/src/server/http_server.js, session/flv_session.js,
+ *   session/rtmp_session.js, server/broadcast_server.js, protocol/rtmp.js, core/context.js
+ */
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
+import type { NmsSession } from 'node-media-server';
+import type { Logger } from 'pino';
+import { PLAYBACK_APP } from './player-gate.js';
+
+const nmsRequire = createRequire(import.meta.url);
+
+/** The fields of NMS's AVPacket (core/avpacket.js) a broadcast reads. */
+export interface NmsPacket {
+  codec_id: number;
+  codec_type: number;
+  flags: number;
+  pts: number;
+  dts: number;
+  size: number;
+  data: Buffer;
+}
+
+/** The slice of NMS's BroadcastServer the guard and the in-process publisher touch. */
+export interface NmsBroadcastServer {
+  streamPath: string;
+  publisher: NmsSession | null;
+  flvGopCache: Set<Buffer> | null;
+  postPublish: (session: NmsSession) => string | null;
+  donePublish: (session: NmsSession) => void;
+  broadcastMessage: (packet: NmsPacket) => void;
+}
+
+interface NmsContext {
+  broadcasts: Map<string, NmsBroadcastServer>;
+  sessions: Map<string, NmsSession>;
+  networkStats: { inBytes: number; outBytes: number };
+}
+
+interface RtmpParser {
+  parserPacket: { header: { length: number; type: number } };
+  inPackets: Map<number, unknown>;
+  inChunkSize: number;
+  onConnectCallback: (...args: unknown[]) => void;
+  onPlayCallback: (...args: unknown[]) => void;
+  onPushCallback: (...args: unknown[]) => void;
+  onPacketCallback: (...args: unknown[]) => void;
+}
+
+interface RtmpPrototype {
+  parserData(this: RtmpParser, buffer: Buffer): string | null;
+  packetAlloc(this: RtmpParser): void;
+  packetParse(this: RtmpParser): void;
+  controlHandler(this: RtmpParser): void;
+  onPublish(this: RtmpParser, invokeMessage: unknown): void;
+}
+
+/** NMS session fields beyond the public typing: its protocol parsers and its own event handlers. */
+interface NmsSessionInternals {
+  sendBuffer?: (buffer: Buffer) => void;
+  rtmp?: RtmpParser;
+  flv?: { parserData: (buffer: Buffer) => string | null };
+  onData?: (...args: unknown[]) => void;
+  onClose?: (...args: unknown[]) => void;
+  onError?: (...args: unknown[]) => void;
+}
+
+export const nmsContext = nmsRequire('node-media-server/src/core/context.js') as NmsContext;
+const BroadcastServer = nmsRequire('node-media-server/src/server/broadcast_server.js') as new (path: string) => NmsBroadcastServer;
+const Rtmp = nmsRequire('node-media-server/src/protocol/rtmp.js') as { prototype: RtmpPrototype };
+
+/** The only play request a media port serves. Stream keys are what control-api.ts accepts as channel ids. */
+const PLAY_PATH = new RegExp(`^/${PLAYBACK_APP}/[A-Za-z0-9_-]{1,64}\\.flv$`);
+/** Play tokens are base64url + "." (play-token.ts); anything else is not one of ours. */
+const PLAY_QUERY = /^token=[A-Za-z0-9_.-]{1,1024}$/;
+/** Players send only connect/createStream/play and control messages; none comes near this. */
+const MAX_RTMP_MESSAGE_BYTES = 64 * 1024;
+/** Chunk streams one RTMP connection may open (a player uses three or four). */
+const MAX_RTMP_CHUNK_STREAMS = 16;
+/** An RTMP connection has this long from accept to an admitted play; NMS itself never times one out. */
+export const RTMP_PLAY_DEADLINE_MS = 10_000;
+const MIN_RTMP_CHUNK_SIZE = 1;
+const MAX_RTMP_CHUNK_SIZE = 0xffffff;
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+};
+
+export interface Refusal {
+  status: 400 | 401 | 404 | 405;
+  code: string;
+  message: string;
+}
+
+/**
+ * Whether a request to the media port is a play NMS may see: `GET /live/<key>.flv?token=<token>`, no body,
+ * no WebSocket subprotocol (NMS reads "post"/"publisher" as a publish). Checked on the raw `req.url`, so
+ * %-encoding, dots, spaces and traversals never reach NMS's own parsing.
+ */
+export function checkPlayRequest(req: IncomingMessage, upgrade: boolean): Refusal | null {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  const query = q === -1 ? '' : url.slice(q + 1);
+  if (!PLAY_PATH.test(path)) return { status: 404, code: 'NOT_FOUND', message: 'no such stream' };
+  if (req.method !== 'GET') return { status: 405, code: 'METHOD_NOT_ALLOWED', message: 'only GET plays' };
+  const hasBody = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody) return { status: 400, code: 'BAD_REQUEST', message: 'a play has no body' };
+  if (upgrade && req.headers['sec-websocket-protocol'] !== undefined) {
+    return { status: 400, code: 'BAD_REQUEST', message: 'no WebSocket subprotocol is served' };
+  }
+  if (query === '') return { status: 401, code: 'UNAUTHENTICATED', message: 'token required' };
+  if (!PLAY_QUERY.test(query)) return { status: 400, code: 'BAD_REQUEST', message: 'the query is one token' };
+  return null;
+}
+
+function isPlayPath(url: string | undefined): boolean {
+  const path = (url ?? '').split('?', 1)[0];
+  return PLAY_PATH.test(path);
+}
+
+/**
+ * A browser's CORS preflight for a play URL (consoles on another origin), answered here as NMS's cors()
+ * middleware would, so it never reaches NMS's route (which treats any method as a session).
+ */
+function answerPreflight(req: IncomingMessage, res: ServerResponse): void {
+  const requested = req.headers['access-control-request-headers'];
+  res.writeHead(204, {
+    'access-control-allow-origin': '*',
+    'access-control-allow-methods': 'GET',
+    ...(typeof requested === 'string' && /^[A-Za-z0-9, -]{1,256}$/.test(requested) ? { 'access-control-allow-headers': requested } : {}),
+    vary: 'Access-Control-Request-Headers',
+    'content-length': 0,
+  });
+  res.end();
+}
+
+function refusalBody(refusal: Refusal): string {
+  return JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
+}
+
+function refuseRequest(res: ServerResponse, refusal: Refusal): void {
+  const body = refusalBody(refusal);
+  res.writeHead(refusal.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
+  res.end(body, () => res.socket?.destroy());
+}
+
+function refuseUpgrade(socket: Duplex, refusal: Refusal): void {
+  const body = refusalBody(refusal);
+  socket.on('error', () => undefined);
+  socket.end(
+    `HTTP/1.1 ${refusal.status} ${REASONS[refusal.status]}\r\nConnection: close\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
+}
+
+/** Sessions whose connection this node refused or ended: whatever else they sent is discarded. */
+const silenced = new WeakSet<object>();
+/** The in-process publishers (flv-publisher.ts): the only sessions a broadcast admits as publisher. */
+const ownPublishers = new WeakSet<object>();
+/** RTMP parsers that threw or refused: their connection is ended and never parsed again. */
+const brokenParsers = new WeakSet<object>();
+/** The original `broadcastMessage` of each fenced broadcast, reachable only through `openFencedBroadcast`. */
+const deliveries = new WeakMap<NmsBroadcastServer, (packet: NmsPacket) => void>();
+
+let installedLogger: Logger | null = null;
+let maxPlayerBacklogBytes = Number.POSITIVE_INFINITY;
+
+/** From now on the session's commands and media are ignored (its connection is being closed). */
+export function silence(session: NmsSession): void {
+  silenced.add(session);
+}
+
+function endConnection(session: NmsSession): void {
+  silenced.add(session);
+  const { res, req, socket } = session;
+  if (socket) socket.destroy();
+  else if (req) req.socket.destroy();
+  else if (res && 'terminate' in res) res.terminate();
+}
+
+function fence(broadcast: NmsBroadcastServer): void {
+  if (deliveries.has(broadcast)) return;
+  const postPublish = broadcast.postPublish;
+  deliveries.set(broadcast, broadcast.broadcastMessage);
+  broadcast.postPublish = (session) => {
+    if (ownPublishers.has(session)) return postPublish(session);
+    installedLogger?.warn({ ip: session.ip, path: session.streamPath, protocol: session.protocol }, 'publish refused');
+    endConnection(session);
+    return 'publishing into this media node is refused';
+  };
+  // NMS calls this from every session's onPacket, players included: no caller but the fenced publisher counts.
+  broadcast.broadcastMessage = () => undefined;
+}
+
+/** Context.broadcasts that fences each broadcast as NMS registers it. */
+class FencedBroadcasts extends Map<string, NmsBroadcastServer> {
+  override set(path: string, broadcast: NmsBroadcastServer): this {
+    fence(broadcast);
+    return super.set(path, broadcast);
+  }
+}
+
+/** A publish slot on one stream path, held by the in-process publisher. */
+export interface FencedBroadcast {
+  readonly broadcast: NmsBroadcastServer;
+  deliver(packet: NmsPacket): void;
+  /** Ends the publish (NMS keeps it resumable for its grace window, like a dropped RTMP publisher). */
+  release(): void;
+}
+
+/**
+ * Claims `streamPath` for `session`, an in-process publisher; throws if another publisher holds it.
+ * The returned `deliver` is the only way a packet reaches the path's viewers.
+ */
+export function openFencedBroadcast(streamPath: string, session: NmsSession): FencedBroadcast {
+  if (installedLogger === null) throw new Error('nms-guard is not installed');
+  const broadcast = nmsContext.broadcasts.get(streamPath) ?? new BroadcastServer(streamPath);
+  nmsContext.broadcasts.set(streamPath, broadcast);
+  const deliver = deliveries.get(broadcast);
+  if (!deliver) throw new Error(`broadcast ${streamPath} is not fenced`);
+  ownPublishers.add(session);
+  const error = broadcast.postPublish(session);
+  if (error !== null) {
+    ownPublishers.delete(session);
+    throw new Error(error);
+  }
+  let released = false;
+  return {
+    broadcast,
+    deliver(packet) {
+      if (released || broadcast.publisher !== session) return;
+      deliver(packet);
+    },
+    release() {
+      if (released) return;
+      released = true;
+      broadcast.donePublish(session);
+      ownPublishers.delete(session);
+    },
+  };
+}
+
+/** Runs an NMS handler; an error in it is logged and ends that session instead of the process. */
+function guarded(session: NmsSession, event: string, handler: (...args: unknown[]) => void): (...args: unknown[]) => void {
+  return (...args) => {
+    try {
+      handler(...args);
+    } catch (error) {
+      installedLogger?.error({ err: (error as Error).message, event, protocol: session.protocol, ip: session.ip }, 'media session handler failed');
+      try {
+        endConnection(session);
+      } catch {
+        // Nothing more to end.
+      }
+    }
+  };
+}
+
+/** Moves NMS's own listener `handler` of `event` behind `guarded`. */
+function rewrap(
+  emitter: EventEmitter | undefined,
+  event: string,
+  session: NmsSession,
+  handler: ((...args: unknown[]) => void) | undefined,
+): void {
+  if (!emitter || !handler) return;
+  emitter.removeListener(event, handler);
+  emitter.on(event, guarded(session, event, handler));
+}
+
+/**
+ * NMS writes every packet to every player without looking at backpressure, so a player that stops reading
+ * would have the node buffer the live stream for it without end. Past the limit, that player is cut.
+ */
+function boundBacklog(session: NmsSession & NmsSessionInternals, socket: { writableLength: number } | undefined): void {
+  const send = session.sendBuffer;
+  if (!send || !socket) return;
+  session.sendBuffer = (buffer) => {
+    if (silenced.has(session)) return;
+    if (socket.writableLength > maxPlayerBacklogBytes) {
+      installedLogger?.info({ ip: session.ip, path: session.streamPath, backlog: socket.writableLength }, 'player too slow; cut');
+      endConnection(session);
+      return;
+    }
+    send(buffer);
+  };
+}
+
+function hardenRtmpSession(session: NmsSession & NmsSessionInternals): void {
+  const rtmp = session.rtmp;
+  if (!rtmp) return;
+  boundBacklog(session, session.socket);
+  const ignoreWhenSilenced = (name: 'onConnectCallback') => {
+    const callback = rtmp[name];
+    rtmp[name] = (...args) => {
+      if (!silenced.has(session)) callback(...args);
+    };
+  };
+  ignoreWhenSilenced('onConnectCallback');
+  const onPlay = rtmp.onPlayCallback;
+  rtmp.onPlayCallback = (...args) => {
+    if (silenced.has(session)) return;
+    onPlay(...args);
+    // Admitted (a refusal silences it first): from now on media flows to it, its pace is the stream's.
+    if (!silenced.has(session)) session.socket?.setTimeout(0);
+  };
+  session.socket?.setTimeout(RTMP_PLAY_DEADLINE_MS, () => {
+    installedLogger?.info({ ip: session.ip }, 'RTMP connection did not play in time');
+    endConnection(session);
+  });
+  // RTMP carries no publisher into this node (Rtmp.prototype.onPublish refuses first); belt and braces.
+  rtmp.onPushCallback = () => endConnection(session);
+  rtmp.onPacketCallback = () => {
+    if (silenced.has(session)) return;
+    installedLogger?.warn({ ip: session.ip, path: session.streamPath }, 'media from an RTMP player dropped; session ended');
+    endConnection(session);
+  };
+  const socket = session.socket;
+  const onData = session.onData;
+  if (socket && onData) {
+    socket.removeListener('data', onData);
+    const safe = guarded(session, 'data', onData);
+    socket.on('data', (chunk: Buffer) => {
+      // A refused or broken session's later reads are not parsed at all.
+      if (!silenced.has(session) && !brokenParsers.has(rtmp)) safe(chunk);
+      if (silenced.has(session) || brokenParsers.has(rtmp)) socket.destroy();
+    });
+  }
+  rewrap(socket, 'close', session, session.onClose);
+  rewrap(socket, 'error', session, session.onError);
+}
+
+function hardenFlvSession(session: NmsSession & NmsSessionInternals): void {
+  // Players send nothing meaningful; NMS would feed it to an FLV parser that allocates what a tag declares.
+  if (session.flv) session.flv.parserData = () => null;
+  const { res, req } = session;
+  // HTTP-FLV and WS-FLV both write through the request's socket.
+  boundBacklog(session, req?.socket);
+  if (res && 'terminate' in res) {
+    rewrap(res, 'message', session, session.onData);
+    rewrap(res, 'close', session, session.onClose);
+    rewrap(res, 'error', session, session.onError);
+  } else if (req) {
+    rewrap(req, 'data', session, session.onData);
+    rewrap(req, 'error', session, session.onError);
+    rewrap(req.socket, 'close', session, session.onClose);
+  }
+}
+
+/** Context.sessions that hardens each session as NMS registers it (after `run()`, before any data). */
+class HardenedSessions extends Map<string, NmsSession> {
+  override set(id: string, session: NmsSession): this {
+    if (!super.has(id)) {
+      const internals = session as NmsSession & NmsSessionInternals;
+      if (session.protocol === 'rtmp') hardenRtmpSession(internals);
+      else if (session.protocol === 'flv') hardenFlvSession(internals);
+    }
+    return super.set(id, session);
+  }
+}
+
+
+/** A refusal of ours thrown inside NMS's RTMP parser (already logged). */
+class RtmpRefused extends Error {}
+
+function hardenRtmpParser(): void {
+  const proto = Rtmp.prototype;
+  const { parserData, packetAlloc, packetParse, controlHandler } = proto;
+  proto.parserData = function guardedParserData(buffer) {
+    if (brokenParsers.has(this)) return 'connection refused';
+    try {
+      return parserData.call(this, buffer);
+    } catch (error) {
+      brokenParsers.add(this);
+      if (!(error instanceof RtmpRefused)) installedLogger?.info({ err: (error as Error).message }, 'malformed RTMP input');
+      return `rtmp input refused: ${(error as Error).message}`;
+    }
+  };
+  proto.packetAlloc = function boundedPacketAlloc() {
+    const { length } = this.parserPacket.header;
+    if (length > MAX_RTMP_MESSAGE_BYTES) throw new Error(`RTMP message of ${length} bytes`);
+    packetAlloc.call(this);
+  };
+  proto.packetParse = function boundedPacketParse() {
+    packetParse.call(this);
+    if (this.inPackets.size > MAX_RTMP_CHUNK_STREAMS) throw new Error('too many RTMP chunk streams');
+  };
+  proto.controlHandler = function checkedControlHandler() {
+    controlHandler.call(this);
+    const size = this.inChunkSize;
+    if (!Number.isInteger(size) || size < MIN_RTMP_CHUNK_SIZE || size > MAX_RTMP_CHUNK_SIZE) {
+      throw new Error(`RTMP chunk size ${size}`);
+    }
+  };
+  // Before NMS answers NetStream.Publish.Start: nothing publishes into a media node over RTMP.
+  proto.onPublish = function refusedPublish() {
+    installedLogger?.warn({}, 'RTMP publish refused');
+    throw new RtmpRefused('RTMP publish refused');
+  };
+}
+
+/** Puts `check` in front of every `event` listener NMS (and ws) attached to `server`. */
+function gateListeners(server: Server, event: 'request' | 'upgrade', check: (...args: never[]) => boolean): void {
+  const listeners = server.listeners(event) as Array<(...args: unknown[]) => void>;
+  server.removeAllListeners(event);
+  server.on(event, (...args: unknown[]) => {
+    if (!(check as (...a: unknown[]) => boolean)(...args)) return;
+    for (const listener of listeners) listener.apply(server, args);
+  });
+}
+
+let installed = false;
+
+export interface NmsGuardOptions {
+  logger: Logger;
+  /** NMS's HTTP-FLV / WS-FLV server (`nms.httpServer`), constructed but not yet listening. */
+  httpServer: { httpServer?: Server; wsServer?: { options: { maxPayload?: number } } };
+  wsMaxPayloadBytes: number;
+  /** Unsent bytes a player may fall behind by before it is cut. */
+  playerMaxBacklogBytes: number;
+}
+
+/** Installs every guard; once per process, after `new NodeMediaServer()` and before `run()`. */
+export function installNmsGuard(options: NmsGuardOptions): void {
+  if (installed) throw new Error('nms-guard is installed once per process');
+  installed = true;
+  installedLogger = options.logger;
+  maxPlayerBacklogBytes = options.playerMaxBacklogBytes;
+  const { httpServer, wsServer } = options.httpServer;
+  if (!httpServer || !wsServer) throw new Error('node-media-server has no HTTP server to guard');
+  // ws reads maxPayload from its options at every upgrade.
+  wsServer.options.maxPayload = options.wsMaxPayloadBytes;
+  gateListeners(httpServer, 'request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'OPTIONS' && isPlayPath(req.url)) {
+      answerPreflight(req, res);
+      return false;
+    }
+    const refusal = checkPlayRequest(req, false);
+    if (refusal) refuseRequest(res, refusal);
+    return refusal === null;
+  });
+  gateListeners(httpServer, 'upgrade', (req: IncomingMessage, socket: Duplex) => {
+    const refusal = checkPlayRequest(req, true);
+    if (refusal) refuseUpgrade(socket, refusal);
+    return refusal === null;
+  });
+
+  const broadcasts = new FencedBroadcasts();
+  for (const [path, broadcast] of nmsContext.broadcasts) broadcasts.set(path, broadcast);
+  nmsContext.broadcasts = broadcasts;
+  const sessions = new HardenedSessions();
+  for (const [id, session] of nmsContext.sessions) sessions.set(id, session);
+  nmsContext.sessions = sessions;
+  hardenRtmpParser();
+}

@@ -1,0 +1,14 @@
+import { connect } from 'node:net';
+import { startMediaFixture, CHANNEL } from './media-fixture.js';
+const teardowns: Array<() => unknown> = [];
+const t: any = { teardown: (f: () => unknown) => teardowns.push(f), fail: console.error, equal() {}, ok() {}, notOk() {} };
+const media = await startMediaFixture(t, { MEDIA_PLAYER_MAX_BACKLOG_BYTES: '65536', MEDIA_LOG_LEVEL: 'debug' });
+const s = connect(media.httpPort, '127.0.0.1');
+let got = 0;
+s.on('close', () => console.log('closed at', got));
+s.once('connect', () => s.write(`GET /live/${CHANNEL}.flv?token=${media.token()} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+s.once('data', (c: Buffer) => { got += c.length; s.pause(); });
+await new Promise((r) => setTimeout(r, 100000));
+console.log('done', got, (s as any)._readableState.length);
+for (const f of teardowns.reverse()) await f();
+process.exit(0);
