@@ -26,6 +26,8 @@ export interface MediaNodeEnvConfig {
   controlUrl: string;
   /** MEDIA_PLAYER_MAX_BACKLOG_BYTES, default PLAYER_MAX_BACKLOG_BYTES. */
   playerMaxBacklogBytes: number;
+  /** MEDIA_MAX_PLAYER_CONNECTIONS, default PLAYER_MAX_CONNECTIONS. */
+  playerMaxConnections: number;
 }
 
 /**
@@ -39,6 +41,17 @@ export const PLAYER_WS_MAX_PAYLOAD_BYTES = 4 * 1024;
  * room for a joiner's burst (headers + a GOP of a high-bitrate camera) and a slow network's hiccup.
  */
 export const PLAYER_MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
+/** Open connections the playback port accepts at once (MEDIA_MAX_PLAYER_CONNECTIONS); more are refused. */
+export const PLAYER_MAX_CONNECTIONS = 10_000;
+
+/**
+ * A play request is one GET line and a few headers: it must arrive in full within this, and an idle
+ * keep-alive connection is closed after PLAYER_KEEPALIVE_MS (Node's defaults are 60 s and 300 s).
+ * A playing response is not bounded by these: they time the request, not the answer.
+ */
+export const PLAYER_REQUEST_TIMEOUT_MS = 10_000;
+export const PLAYER_KEEPALIVE_MS = 5_000;
 
 export class MediaNodeConfigError extends Error {
   constructor(variable: string, problem: string) {
@@ -75,6 +88,10 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
   const maxForwards = env.MEDIA_MAX_FORWARDS ? Number(env.MEDIA_MAX_FORWARDS) : 500;
   if (!Number.isInteger(maxForwards) || maxForwards < 1) throw new MediaNodeConfigError('MEDIA_MAX_FORWARDS', 'must be a positive integer');
   const backlog = env.MEDIA_PLAYER_MAX_BACKLOG_BYTES ? Number(env.MEDIA_PLAYER_MAX_BACKLOG_BYTES) : PLAYER_MAX_BACKLOG_BYTES;
+  const maxConnections = env.MEDIA_MAX_PLAYER_CONNECTIONS ? Number(env.MEDIA_MAX_PLAYER_CONNECTIONS) : PLAYER_MAX_CONNECTIONS;
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
+    throw new MediaNodeConfigError('MEDIA_MAX_PLAYER_CONNECTIONS', 'must be a positive integer');
+  }
   if (!Number.isSafeInteger(backlog) || backlog < 1024) {
     throw new MediaNodeConfigError('MEDIA_PLAYER_MAX_BACKLOG_BYTES', 'must be an integer of at least 1024');
   }
@@ -99,5 +116,6 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
     publicUrl: env.MEDIA_PUBLIC_URL || `http://${host}:${httpPort}`,
     controlUrl: env.MEDIA_CONTROL_URL || `http://${controlHost}:${controlPort}`,
     playerMaxBacklogBytes: backlog,
+    playerMaxConnections: maxConnections,
   };
 }

@@ -27,7 +27,7 @@ import NodeMediaServer, { type NmsSession } from 'node-media-server';
 import type { Logger } from 'pino';
 import { openFlvPublisher } from './flv-publisher.js';
 import { ForwardSet, type ForwardFailure, type ForwardSummary } from './forwards.js';
-import { PLAYER_MAX_BACKLOG_BYTES, PLAYER_WS_MAX_PAYLOAD_BYTES } from './media-node-config.js';
+import { PLAYER_MAX_BACKLOG_BYTES, PLAYER_MAX_CONNECTIONS, PLAYER_WS_MAX_PAYLOAD_BYTES } from './media-node-config.js';
 import { assertPortFree } from './net-ports.js';
 import { installNmsGuard } from './nms-guard.js';
 import { routeNmsLogs } from './nms-logging.js';
@@ -51,6 +51,8 @@ export interface MediaNodeOptions {
   wsMaxPayloadBytes?: number;
   /** Unsent bytes a player may fall behind by before it is cut; default PLAYER_MAX_BACKLOG_BYTES. */
   playerMaxBacklogBytes?: number;
+  /** Open playback connections at once; default PLAYER_MAX_CONNECTIONS. */
+  playerMaxConnections?: number;
   logger: Logger;
 }
 
@@ -129,6 +131,7 @@ export class MediaNode {
       httpServer: (nms as unknown as { httpServer: Parameters<typeof installNmsGuard>[0]['httpServer'] }).httpServer,
       wsMaxPayloadBytes: this.options.wsMaxPayloadBytes ?? PLAYER_WS_MAX_PAYLOAD_BYTES,
       playerMaxBacklogBytes: this.options.playerMaxBacklogBytes ?? PLAYER_MAX_BACKLOG_BYTES,
+      playerMaxConnections: this.options.playerMaxConnections ?? PLAYER_MAX_CONNECTIONS,
     });
     nms.on('prePlay', this.#onPrePlay);
     nms.on('donePlay', (session) => this.#players.released(session));

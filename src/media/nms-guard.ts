@@ -37,6 +37,7 @@ import type { Duplex } from 'node:stream';
 import type { NmsSession } from 'node-media-server';
 import type { Logger } from 'pino';
 import { PLAYBACK_APP } from './player-gate.js';
+import { PLAYER_KEEPALIVE_MS, PLAYER_REQUEST_TIMEOUT_MS } from './media-node-config.js';
 
 const nmsRequire = createRequire(import.meta.url);
 
@@ -457,6 +458,8 @@ export interface NmsGuardOptions {
   wsMaxPayloadBytes: number;
   /** Unsent bytes a player may fall behind by before it is cut. */
   playerMaxBacklogBytes: number;
+  /** Open playback connections at once; beyond it Node drops new ones. */
+  playerMaxConnections: number;
 }
 
 /** Installs every guard; once per process, after `new NodeMediaServer()` and before `run()`. */
@@ -469,6 +472,12 @@ export function installNmsGuard(options: NmsGuardOptions): void {
   if (!httpServer || !wsServer) throw new Error('node-media-server has no HTTP server to guard');
   // ws reads maxPayload from its options at every upgrade.
   wsServer.options.maxPayload = options.wsMaxPayloadBytes;
+  // Bounded connection time and count, as on the broker's port (issue 8 point 8): a play request must
+  // arrive promptly; a silent or trickling one is cut. Upgraded sockets leave these behind.
+  httpServer.headersTimeout = PLAYER_REQUEST_TIMEOUT_MS;
+  httpServer.requestTimeout = PLAYER_REQUEST_TIMEOUT_MS;
+  httpServer.keepAliveTimeout = PLAYER_KEEPALIVE_MS;
+  httpServer.maxConnections = options.playerMaxConnections;
   gateListeners(httpServer, 'request', (req: IncomingMessage, res: ServerResponse) => {
     if (req.method === 'OPTIONS' && isPlayPath(req.url)) {
       answerPreflight(req, res);
