@@ -6,6 +6,7 @@ import { createEmbeddedMediaControl } from '../../src/media/media-control-embedd
 import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulator } from '../../src/media/simulator.js';
 import { playHttpFlv, playWsFlv } from './helpers.js';
+import { until } from '../helper.js';
 
 const CHANNEL = '44010600001320000011';
 
@@ -28,14 +29,6 @@ const failures: Array<[string, number]> = [];
 media.onForwardFailed((channelId, fence) => failures.push([channelId, fence]));
 
 const grant = (sessionId: string, fence: number) => ({ sessionId, channelId: CHANNEL, fence, expiresAt: Date.now() + 60_000 });
-
-async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 t.test('the embedded node is ready and reports itself', async (t) => {
   t.equal(await media.ready(), true);
@@ -76,9 +69,9 @@ t.test('a media node that dies is restarted and its forwards are reported failed
   const pid = media.nodePid();
   t.ok(pid);
   process.kill(pid!, 'SIGKILL');
-  await until(() => failures.length > 0, 'the failure report');
+  await until(t, 'the failure report', () => failures.length > 0, 20_000);
   t.same(failures, [[CHANNEL, 1]]);
-  await until(async () => media.nodePid() !== pid && (await media.ready()), 'the restarted node');
+  await until(t, 'the restarted node', async () => media.nodePid() !== pid && (await media.ready()), 20_000);
 
   await media.startForward({ channelId: CHANNEL, network: 'video', sourceUrl: simulator.urls[0], fence: 2 });
   const http = await playHttpFlv((await media.playUrls(grant('s-2', 2))).flv);
