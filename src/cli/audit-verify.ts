@@ -1,7 +1,7 @@
 /**
  * `npm run audit:verify -- <data dir> [--head <file> [--public-key <pem file>]]`: checks the embedded audit
  * chain (<dir>/audit.jsonl) entry by entry and names the first bad one. With `--head`, also a kept head (the
- * JSON GET /audit/head answered): its signature, with the public key from --public-key or else from the
+ * JSON GET /audit/head answered, or a usage report's JSON with its auditHead): its signature, with the public key from --public-key or else from the
  * data dir's key file (audit-signing-key.pem), and that the log still holds entry seq with that hash; a log
  * cut or changed since names the head's seq. Exit 0 intact, 1 broken (or a bad signature), 2 usage or I/O error.
  * Reads the files only; a broker may keep running meanwhile (a torn last line is an append in progress).
@@ -49,7 +49,9 @@ async function loadHead(headFile: string, publicKeyFile: string | undefined, dat
   } catch (error) {
     throw new UsageError(`cannot read the head ${headFile}: ${(error as Error).message}`);
   }
-  const head = parseSignedHead(parsed);
+  // A filed usage report (GET /reports/usage JSON) carries its month's head: accept it as it is.
+  const isReport = parsed !== null && typeof parsed === 'object' && 'auditHead' in parsed && 'month' in parsed;
+  const head = parseSignedHead(isReport ? (parsed as { auditHead: unknown }).auditHead : parsed);
   if (head instanceof Error) throw new UsageError(`${headFile} is not a signed head: ${head.message}`);
   const keySource = publicKeyFile ?? path.join(dataDir, AUDIT_KEY_FILE);
   let pem: string;

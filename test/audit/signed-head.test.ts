@@ -293,6 +293,13 @@ for (const store of STORES) {
     t.ok(Array.isArray(report.agencies), 'the existing fields stay');
     const adminReport = await getJson(tb.app, a.adminToken, `/api/v1/reports/usage?month=${month}`);
     t.ok(headVerifies(adminReport.auditHead, publicKeyPem), "an agency admin's report carries it too");
+    if (store.BROKER_STORE === 'memory') {
+      const filed = path.join(t.testdir(), `usage-${month}.json`);
+      await fs.writeFile(filed, JSON.stringify(adminReport));
+      const checked = await runVerify(tb.dataDir, '--head', filed);
+      t.equal(checked.code, 0, `a filed report checks offline (${checked.stdout}${checked.stderr})`);
+      t.match(checked.stdout, new RegExp(`verdict: ok \\(kept head seq ${adminReport.auditHead.seq}\\)`));
+    }
 
     const csv = await tb.app.inject({ url: `/api/v1/reports/usage?month=${month}`, headers: { ...auth(tb.adminToken), accept: 'text/csv' } });
     const footer = csv.body.trimEnd().split('\r\n').at(-1)!;
