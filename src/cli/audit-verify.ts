@@ -1,9 +1,9 @@
 /**
  * `npm run audit:verify -- <data dir> [--head <file> [--public-key <pem file>]]`: checks the embedded audit
  * chain (<dir>/audit.jsonl) entry by entry and names the first bad one. With `--head`, also a kept head (the
- * JSON GET /audit/head answered, or a usage report's JSON with its auditHead): its signature, with the public key from --public-key or else from the
- * data dir's key file (audit-signing-key.pem), and that the log still holds entry seq with that hash; a log
- * cut or changed since names the head's seq. Exit 0 intact, 1 broken (or a bad signature), 2 usage or I/O error.
+ * JSON GET /audit/head answered, or a usage report's JSON with its auditHead): its signature, with the public
+ * key from --public-key or else from the data dir's key file (audit-signing-key.pem), and that the log still
+ * holds entry seq with that hash; a log cut or changed since names the head's seq. Exit 0 intact, 1 broken (or a bad signature), 2 usage or I/O error.
  * Reads the files only; a broker may keep running meanwhile (a torn last line is an append in progress).
  */
 import { promises as fs } from 'node:fs';

@@ -177,6 +177,7 @@ t.test('memory: a bad signature exits non-zero naming the seq; usage errors exit
   const dataDir = await makeTempDir(t);
   const password = randomBytes(12).toString('base64url');
   const b = await openBroker(t, dataDir, password);
+  await moreEntries(b.app, password);
   const head: Head = await getJson(b.app, b.token, '/api/v1/audit/head');
   await b.close();
   const dir = t.testdir();
@@ -206,6 +207,15 @@ t.test('memory: a bad signature exits non-zero naming the seq; usage errors exit
   t.match(await runVerify(dataDir, '--head', path.join(dir, 'missing.json')), { code: 2, stderr: /cannot read the head/ });
   t.match(await runVerify(dataDir, '--public-key', await write('k.pem', otherKey)), { code: 2, stderr: /usage/ });
   t.match(await runVerify(t.testdir(), '--head', await write('good3.json', head)), { code: 2, stderr: /--public-key/ }, 'no key file and no --public-key');
+
+  // An entry before the kept seq edited: the chain names it, and the head is not extended.
+  const file = path.join(dataDir, AUDIT_FILE);
+  const lines = (await fs.readFile(file, 'utf8')).trimEnd().split('\n');
+  await fs.writeFile(file, lines.map((line, i) => (i === 1 ? line.replace(/"outcome":"[a-z]+"/, '"outcome":"error"') : line)).join('\n') + '\n');
+  const edited = await runVerify(dataDir, '--head', await write('good4.json', head));
+  t.equal(edited.code, 1, 'edited: exit 1');
+  t.match(edited.stdout, /BAD at seq 2: hash does not match/);
+  t.match(edited.stdout, new RegExp(`BAD head seq ${head.seq}: .*the chain breaks at seq 2`));
 });
 
 t.test('memory: the generated key file has mode 0600 and is reused', async (t) => {
