@@ -10,6 +10,8 @@ import type { Config } from './config.js';
 import type { DocumentStore, AuditStore, SlotStore, MediaControl } from './core/ports.js';
 import { ConflictError } from './core/ports.js';
 import { AuditService } from './core/audit-service.js';
+import { AUDIT_KEY_DOC, AuditSigner, generateSigningKeyPem } from './core/audit-head.js';
+import { AUDIT_KEY_FILE, loadOrCreateAuditKeyFile } from './store/memory/audit-key.js';
 import { CatalogService } from './core/catalog-service.js';
 import { StreamService } from './core/stream-service.js';
 import { AnalyticsService } from './core/analytics-service.js';
@@ -158,10 +160,45 @@ async function loadSecrets(store: DocumentStore, config: Config): Promise<Secret
   };
 }
 
+/**
+ * The Ed25519 key that signs audit heads: BROKER_AUDIT_SIGNING_KEY when set (validated by loadConfig),
+ * else generated once. Embedded store: a file in the data dir (mode 0600), next to the log it vouches for,
+ * where `audit:verify` finds it. Redis: the meta document `auditSigningKey`, created once (ifAbsent) like
+ * the other secrets, so every broker of the city signs with one key and a head from any of them verifies
+ * with one public key.
+ * Trade-off: whoever can read the Redis (or the data dir) can then sign heads too. That does not let them
+ * hide a cut: an agency's kept head was signed before and still fails against the cut log. It weakens what
+ * a signature proves (that this broker issued the head), so a deployment that wants the key out of reach
+ * of the store's operators sets BROKER_AUDIT_SIGNING_KEY from a secret manager; it overrides the stored key.
+ */
+async function loadAuditSigner(store: DocumentStore, config: Config): Promise<AuditSigner> {
+  if (config.auditSigningKey !== undefined) return AuditSigner.fromPem(config.auditSigningKey);
+  let pem: string;
+  let where: string;
+  if (config.store === 'redis') {
+    try {
+      await store.put('meta', AUDIT_KEY_DOC, { privateKeyPem: generateSigningKeyPem() }, { ifAbsent: true });
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+    }
+    pem = (await store.get<{ privateKeyPem: string }>('meta', AUDIT_KEY_DOC))!.privateKeyPem;
+    where = `the store's meta document ${AUDIT_KEY_DOC}`;
+  } else {
+    pem = await loadOrCreateAuditKeyFile(config.dataDir);
+    where = `${config.dataDir}/${AUDIT_KEY_FILE}`;
+  }
+  try {
+    return AuditSigner.fromPem(pem);
+  } catch (err) {
+    throw new Error(`the audit signing key in ${where} is unusable: ${(err as Error).message}`);
+  }
+}
+
 export async function createBroker(config: Config, logger: Logger, overrides: BrokerOverrides = {}): Promise<Broker> {
   const stores = config.store === 'redis' ? await openRedisStores(config, logger) : await openMemoryStores(config, logger, overrides);
   const { documents: store, auditStore, slots } = stores;
   const secrets = await loadSecrets(store, config);
+  const signer = await loadAuditSigner(store, config);
 
   const access = await Authorizer.create({
     modelPath: `${policiesDir}model.conf`,
@@ -172,6 +209,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     coalesceWindowMs: config.auditCoalesceSeconds * 1000,
     coalesceMaxKeys: config.auditCoalesceMaxKeys,
     onError: (err) => logger.error({ err }, 'audit: a summary of repeated denials could not be written'),
+    signer,
   });
   const accounts = await AccountsService.open({
     store,

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { parseSigningKey } from './core/audit-head.js';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Seconds = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max });
@@ -79,6 +80,12 @@ export const ConfigSchema = Type.Object(
     auditCoalesceSeconds: Seconds(1, 3600),
     /** Callers whose denials are counted at once; beyond it they are merged into one entry per window. */
     auditCoalesceMaxKeys: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    /**
+     * Ed25519 private key (PEM) that signs audit heads (API.md "Audit"); unset: generated once and kept in
+     * the data dir (memory store) or the shared store (Redis). `\n` written as two characters is read as a
+     * line break, for environments that cannot hold one.
+     */
+    auditSigningKey: Type.Optional(Type.String({ minLength: 1, maxLength: 16384 })),
   },
   { additionalProperties: false },
 );
@@ -144,6 +151,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ConfigError(
       `invalid socketIdleTimeoutSeconds (BROKER_SOCKET_IDLE_TIMEOUT_SECONDS): must exceed 30 + BROKER_SOURCE_TIMEOUT_SECONDS (${30 + config.sourceTimeoutSeconds}), or slow answers are cut`,
     );
+  }
+  if (config.auditSigningKey !== undefined) {
+    if (!config.auditSigningKey.includes('\n')) config.auditSigningKey = config.auditSigningKey.replace(/\\n/g, '\n');
+    const key = parseSigningKey(config.auditSigningKey);
+    // The message names the setting and the reason, never the value (it is a secret).
+    if (key instanceof Error) throw new ConfigError(`invalid auditSigningKey (BROKER_AUDIT_SIGNING_KEY): ${key.message}`);
   }
   config.dataDir = resolve(config.dataDir);
   return config;

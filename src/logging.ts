@@ -99,7 +99,7 @@ export interface LoggerSettings {
 
 /** Redaction paths: credential fields wherever an object logged carries them. */
 const REDACT_PATHS = [
-  ...['password', 'newPassword', 'currentPassword', 'token', 'apiKey', 'secret', 'authorization'].flatMap((f) => [f, `*.${f}`]),
+  ...['password', 'newPassword', 'currentPassword', 'token', 'apiKey', 'secret', 'authorization', 'auditSigningKey', 'privateKeyPem'].flatMap((f) => [f, `*.${f}`]),
   ...CREDENTIAL_HEADERS.flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`]),
 ];
 

@@ -30,6 +30,8 @@ export const ACTIONS = [
   'capacity:read',
   'audit:read',
   'audit:verify',
+  'audit:head',
+  'audit:public-key',
   'report:read',
   'media:read',
 ] as const;

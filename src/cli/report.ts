@@ -2,6 +2,10 @@
  * `npm run report -- --month YYYY-MM [--data-dir DIR | --redis URL --prefix P] [--csv]`: the monthly usage
  * report (GET /reports/usage) from the audit log, printed as an aligned table (or CSV with --csv).
  * Reads the embedded store's <data dir>/audit.jsonl (default ./data), or the Redis audit stream.
+ * The report ends with the signed audit head at the month's end (its last entry; API.md "Audit"): the line
+ * `auditHead: {…}` holds the JSON `audit:verify --head` takes (CSV: the `auditHead,seq=…` footer). The key is
+ * BROKER_AUDIT_SIGNING_KEY when set, else the one the brokers keep (<data dir>/audit-signing-key.pem, or the
+ * Redis meta document); with none, the report is printed without a head and a note on stderr.
  * Read-only: a broker may keep running meanwhile. Exit 0 printed, 2 usage or I/O error.
  */
 import { access } from 'node:fs/promises';
@@ -13,6 +17,9 @@ import { AUDIT_FILE } from '../store/memory/audit-store.js';
 import { readJournal } from '../store/memory/journal.js';
 import { connectRedis } from '../store/redis/client.js';
 import { RedisAuditStore } from '../store/redis/audit-store.js';
+import { RedisDocumentStore } from '../store/redis/document-store.js';
+import { AUDIT_KEY_DOC, AuditSigner } from '../core/audit-head.js';
+import { AUDIT_KEY_FILE, readAuditKeyFile } from '../store/memory/audit-key.js';
 
 const USAGE = 'usage: report --month YYYY-MM [--data-dir DIR | --redis redis://HOST:PORT --prefix P] [--csv]\n';
 
@@ -22,14 +29,50 @@ function usageTable(report: UsageReport): string {
   const all = [[...USAGE_CSV_HEADER], ...rows];
   const widths = USAGE_CSV_HEADER.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
   const line = (row: string[]) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd();
-  return all.map(line).join('\n') + '\n';
+  const footer = report.auditHead === undefined ? '' : `\nauditHead: ${JSON.stringify(report.auditHead)}\n`;
+  return all.map(line).join('\n') + '\n' + footer;
 }
 
-async function withAuditEntries<T>(options: { dataDir: string; redis?: string; prefix?: string }, use: (entries: AsyncIterable<AuditEntry> | Iterable<AuditEntry>) => Promise<T>): Promise<T> {
+interface AuditSource {
+  entries: AsyncIterable<AuditEntry> | Iterable<AuditEntry>;
+  /** The signing key's PEM the brokers keep, or undefined when there is none. */
+  storedKey: () => Promise<string | undefined>;
+  keyPlace: string;
+}
+
+/** The key that signs the head: BROKER_AUDIT_SIGNING_KEY, else the stored one; undefined when neither exists. */
+async function signerFor(source: AuditSource): Promise<AuditSigner | undefined> {
+  const fromEnv = process.env.BROKER_AUDIT_SIGNING_KEY;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    try {
+      return AuditSigner.fromPem(fromEnv.includes('\n') ? fromEnv : fromEnv.replace(/\\n/g, '\n'));
+    } catch (error) {
+      throw new Error(`BROKER_AUDIT_SIGNING_KEY: ${(error as Error).message}`);
+    }
+  }
+  const pem = await source.storedKey();
+  if (pem === undefined) return undefined;
+  try {
+    return AuditSigner.fromPem(pem);
+  } catch (error) {
+    throw new Error(`the audit signing key in ${source.keyPlace}: ${(error as Error).message}`);
+  }
+}
+
+async function withAuditEntries<T>(options: { dataDir: string; redis?: string; prefix?: string }, use: (source: AuditSource) => Promise<T>): Promise<T> {
   if (options.redis) {
     const client = await connectRedis({ url: options.redis, name: 'sharp-eyes-report' });
+    const prefix = options.prefix ?? 'se';
     try {
-      return await use(new RedisAuditStore(client, { prefix: options.prefix ?? 'se' }).scan());
+      const storedKey = async () => {
+        const documents = await RedisDocumentStore.open(client, { prefix });
+        try {
+          return (await documents.get<{ privateKeyPem: string }>('meta', AUDIT_KEY_DOC))?.privateKeyPem;
+        } finally {
+          await documents.close();
+        }
+      };
+      return await use({ entries: new RedisAuditStore(client, { prefix }).scan(), storedKey, keyPlace: `the meta document ${AUDIT_KEY_DOC} under prefix ${prefix}` });
     } finally {
       await client.close();
     }
@@ -39,7 +82,7 @@ async function withAuditEntries<T>(options: { dataDir: string; redis?: string; p
   await access(file);
   const entries: AuditEntry[] = [];
   await readJournal<AuditEntry>(file, (entry) => entries.push(entry));
-  return use(entries);
+  return use({ entries, storedKey: () => readAuditKeyFile(options.dataDir), keyPlace: path.join(options.dataDir, AUDIT_KEY_FILE) });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -60,7 +103,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const month = values.month;
   try {
-    const report = await withAuditEntries({ dataDir: values['data-dir'] ?? './data', redis: values.redis, prefix: values.prefix }, (entries) => usageReport(entries, month));
+    const report = await withAuditEntries({ dataDir: values['data-dir'] ?? './data', redis: values.redis, prefix: values.prefix }, async (source) => {
+      const signer = await signerFor(source);
+      if (!signer) process.stderr.write(`report: no audit signing key in ${source.keyPlace} (nor BROKER_AUDIT_SIGNING_KEY): the report carries no signed head\n`);
+      return usageReport(source.entries, month, signer ? { signHead: (head) => signer.sign(head) } : {});
+    });
     process.stdout.write(values.csv ? usageReportCsv(report) : usageTable(report));
     return 0;
   } catch (error) {

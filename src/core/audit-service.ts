@@ -9,6 +9,7 @@ import { badRequest } from './errors.js';
 import { verifyChain } from './audit-chain.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { DenialCoalescer } from './denial-coalescer.js';
+import { headOf, verifyExtension, type AuditSigner, type SignedAuditHead } from './audit-head.js';
 
 export interface AuditFilter {
   agencyId?: string;
@@ -29,16 +30,20 @@ export interface AuditServiceOptions {
   /** A summary written on the coalescer's timer failed (the store is down): there is no caller to tell. */
   onError?: (err: unknown) => void;
   now?: () => number;
+  /** Signs heads (GET /audit/head, reports); without one, signedHead() throws. */
+  signer?: AuditSigner;
 }
 
 export class AuditService {
   private readonly listeners = new Set<(entry: AuditEntry) => void>();
   private readonly denials: DenialCoalescer;
+  private readonly signer: AuditSigner | undefined;
 
   constructor(
     private readonly store: AuditStore,
     options: AuditServiceOptions = {},
   ) {
+    this.signer = options.signer;
     this.denials = new DenialCoalescer({
       windowMs: options.coalesceWindowMs ?? 60_000,
       maxKeys: options.coalesceMaxKeys ?? 10_000,
@@ -116,6 +121,33 @@ export class AuditService {
 
   verify(): Promise<{ ok: boolean; entries: number; firstBadSeq: number | null }> {
     return verifyChain(this.store.scan());
+  }
+
+  /** verify(), and whether the log still holds entry `kept.seq` with hash `kept.hash` (a kept head). */
+  async verifyExtends(kept: { seq: number; hash: string }): Promise<{ ok: boolean; entries: number; firstBadSeq: number | null; extends: boolean }> {
+    const verdict = await verifyExtension(this.store.scan(), kept);
+    return { ok: verdict.ok, entries: verdict.entries, firstBadSeq: verdict.firstBadSeq, extends: verdict.extends };
+  }
+
+  /** The newest entry's position, signed (API.md "Audit"). */
+  async signedHead(): Promise<SignedAuditHead> {
+    return this.requireSigner().sign(headOf(await this.store.head()));
+  }
+
+  /** Signs a position (the month's last entry of a report). */
+  signHead(entry: { seq: number; hash: string; at: string }): SignedAuditHead {
+    return this.requireSigner().sign(entry);
+  }
+
+  /** The key heads verify with. */
+  publicKey(): { keyId: string; publicKeyPem: string } {
+    const signer = this.requireSigner();
+    return { keyId: signer.keyId, publicKeyPem: signer.publicKeyPem };
+  }
+
+  private requireSigner(): AuditSigner {
+    if (!this.signer) throw new Error('audit: no signing key configured');
+    return this.signer;
   }
 
   scan(): AsyncIterable<AuditEntry> {

@@ -70,7 +70,8 @@ export interface AuditStore {
   query(q: AuditQuery): Promise<AuditEntry[]>;
   /** Oldest first, every entry (verify, reports). */
   scan(): AsyncIterable<AuditEntry>;
-  head(): Promise<{ seq: number; hash: string }>;
+  /** The newest entry's position and time (`at` exactly as in the entry); seq 0, no `at` for the empty log. */
+  head(): Promise<{ seq: number; hash: string; at?: string }>;
 }
 
 // ---------------------------------------------------------------------------------------------

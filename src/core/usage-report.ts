@@ -5,6 +5,7 @@
  */
 import type { AuditEntry } from './model.js';
 import { requestsOf } from './denial-coalescer.js';
+import type { AuditHead, SignedAuditHead } from './audit-head.js';
 
 export interface AgencyUsage {
   agencyId: string;
@@ -22,6 +23,17 @@ export interface AgencyUsage {
 export interface UsageReport {
   month: string;
   agencies: AgencyUsage[];
+  /**
+   * The signed head at the month's end: the last entry whose `at` is in the month (null when none), so an
+   * agency that files the report holds a checkpoint of the log (API.md "Audit"). Present when the caller
+   * gave a signer.
+   */
+  auditHead?: SignedAuditHead | null;
+}
+
+export interface UsageReportOptions {
+  /** Signs the month's last entry (AuditService.signHead); without it the report has no auditHead. */
+  signHead?: (head: AuditHead) => SignedAuditHead;
 }
 
 export const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
@@ -41,7 +53,7 @@ interface Tally {
  * Entries are taken in log order. `at` never decreases along the chain, so the scan stops at the first
  * entry past the month. The agency is the one the entry names in its details (the session's), else the actor's.
  */
-export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<AuditEntry>, month: string): Promise<UsageReport> {
+export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<AuditEntry>, month: string, options: UsageReportOptions = {}): Promise<UsageReport> {
   if (!MONTH.test(month)) throw new RangeError(`not a month (YYYY-MM): ${month}`);
   const tallies = new Map<string, Tally>();
   const tally = (agencyId: string) => {
@@ -50,10 +62,12 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
     return t;
   };
 
+  let monthEnd: AuditEntry | undefined;
   for await (const entry of entries) {
     const entryMonth = entry.at.slice(0, 7);
     if (entryMonth < month) continue;
     if (entryMonth > month) break;
+    monthEnd = entry;
     const detailAgency = entry.details?.agencyId;
     const agencyId = typeof detailAgency === 'string' ? detailAgency : entry.actor.agencyId;
     if (entry.action === 'stream.grant' && entry.outcome === 'ok') {
@@ -81,7 +95,8 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
       analyticsReservations: t.analyticsReservations,
       denied: t.denied,
     }));
-  return { month, agencies };
+  if (!options.signHead) return { month, agencies };
+  return { month, agencies, auditHead: monthEnd ? options.signHead({ seq: monthEnd.seq, hash: monthEnd.hash, at: monthEnd.at }) : null };
 }
 
 export const USAGE_CSV_HEADER = ['month', 'agencyId', 'sessions', 'distinctChannels', 'viewingMinutes', 'analyticsReservations', 'denied'] as const;
@@ -108,5 +123,17 @@ export function usageReportCsv(report: UsageReport): string {
     USAGE_CSV_HEADER as readonly (string | number)[],
     ...report.agencies.map((a) => [report.month, a.agencyId, a.sessions, a.distinctChannels, a.viewingMinutes, a.analyticsReservations, a.denied]),
   ];
-  return rows.map((row) => row.map(csvField).join(',') + '\r\n').join('');
+  return rows.map((row) => row.map(csvField).join(',') + '\r\n').join('') + auditHeadCsvFooter(report);
+}
+
+/**
+ * The CSV's last line when the report carries a head: `auditHead,seq=…,hash=…,at=…,keyId=…,signature=…`
+ * (`auditHead,none` for a month without entries). Each cell starts with its name, so no cell is read as a
+ * formula and no value needs quoting: the base64 signature is exactly as signed after `signature=`.
+ */
+export function auditHeadCsvFooter(report: UsageReport): string {
+  if (report.auditHead === undefined) return '';
+  const head = report.auditHead;
+  const cells = head === null ? ['auditHead', 'none'] : ['auditHead', `seq=${head.seq}`, `hash=${head.hash}`, `at=${head.at}`, `keyId=${head.keyId}`, `signature=${head.signature}`];
+  return cells.map(csvField).join(',') + '\r\n';
 }

@@ -59,6 +59,8 @@ const EXPECTED: Record<Role, Partial<Record<Action, Scope>>> = {
     'capacity:read': 'own',
     'audit:read': 'own',
     'report:read': 'own',
+    'audit:head': 'any',
+    'audit:public-key': 'any',
   },
   operator: {
     'agency:read': 'own',
@@ -69,11 +71,13 @@ const EXPECTED: Record<Role, Partial<Record<Action, Scope>>> = {
     'stream:end': 'self',
     'capacity:read': 'own',
     'audit:read': 'self',
+    'audit:public-key': 'any',
   },
   service: {
     'analytics:create': 'self',
     'analytics:read': 'self',
     'analytics:end': 'self',
+    'audit:public-key': 'any',
   },
 };
 

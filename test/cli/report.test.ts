@@ -1,6 +1,7 @@
 /**
  * `npm run report` as a child process over an embedded data dir and over a Redis audit stream: the same
- * report as GET /reports/usage, as an aligned table or CSV; usage errors exit 2.
+ * report as GET /reports/usage, as an aligned table or CSV, ending with the month's signed audit head;
+ * usage errors exit 2.
  */
 import t, { type Test } from 'tap';
 import { runScript } from '../helper.js';
@@ -9,6 +10,10 @@ import type { AuditStore } from '../../src/core/ports.js';
 import { MemoryAuditStore } from '../../src/store/memory/audit-store.js';
 import { RedisAuditStore } from '../../src/store/redis/audit-store.js';
 import { connectTestRedis, REDIS_URL, testPrefix } from '../store/redis/harness.js';
+import { createPublicKey, verify } from 'node:crypto';
+import { AUDIT_KEY_DOC, AuditSigner, generateSigningKeyPem, headMessage, type SignedAuditHead } from '../../src/core/audit-head.js';
+import { loadOrCreateAuditKeyFile } from '../../src/store/memory/audit-key.js';
+import { RedisDocumentStore } from '../../src/store/redis/document-store.js';
 
 const runCli = (...args: string[]) => runScript('src/cli/report.ts', args);
 const month = new Date().toISOString().slice(0, 7);
@@ -28,31 +33,60 @@ const table =
   `${month}  agency-long-name         0                 0             0.0                      1       1\n`;
 
 async function fill(store: AuditStore) {
-  await store.append(scenario);
+  return store.append(scenario);
 }
 
-t.test('embedded data dir: aligned table, or CSV with --csv', async (t) => {
+/** The table's last line: the month's last entry, signed with the stored key. */
+const headLine = (head: SignedAuditHead | null) => `\nauditHead: ${JSON.stringify(head)}\n`;
+
+function verifies(t: Test, head: SignedAuditHead, publicKeyPem: string) {
+  t.ok(verify(null, headMessage(head), createPublicKey(publicKeyPem), Buffer.from(head.signature, 'base64')), `head seq ${head.seq} verifies with the public key`);
+}
+
+t.test('embedded data dir: aligned table, or CSV with --csv, with the signed head', async (t) => {
   const dir = t.testdir();
   const store = await MemoryAuditStore.open(dir);
-  await fill(store);
+  const entries = await fill(store);
   await store.close();
-  t.same(await runCli('--month', month, '--data-dir', dir), { code: 0, stdout: table, stderr: '' });
+  const signer = AuditSigner.fromPem(await loadOrCreateAuditKeyFile(dir));
+  const head = signer.sign(entries.at(-1)!);
+  verifies(t, head, signer.publicKeyPem);
+  t.same(await runCli('--month', month, '--data-dir', dir), { code: 0, stdout: table + headLine(head), stderr: '' });
   const csv = await runCli('--month', month, '--data-dir', dir, '--csv');
   t.equal(csv.code, 0);
   t.equal(csv.stdout.split('\r\n')[2], `${month},agency-long-name,0,0,0,1,1`);
+  t.equal(csv.stdout.split('\r\n')[3], `auditHead,seq=${head.seq},hash=${head.hash},at=${head.at},keyId=${head.keyId},signature=${head.signature}`, 'CSV footer');
   t.same(await runCli('--month', '2001-01', '--data-dir', dir), {
     code: 0,
-    stdout: 'month  agencyId  sessions  distinctChannels  viewingMinutes  analyticsReservations  denied\n',
+    stdout: 'month  agencyId  sessions  distinctChannels  viewingMinutes  analyticsReservations  denied\n' + headLine(null),
     stderr: '',
   });
 });
 
-t.test('Redis audit stream', async (t: Test) => {
+t.test('BROKER_AUDIT_SIGNING_KEY signs instead of the stored key; no key at all: no head, a note', async (t) => {
+  const dir = t.testdir();
+  const store = await MemoryAuditStore.open(dir);
+  const entries = await fill(store);
+  await store.close();
+  const unsigned = await runCli('--month', month, '--data-dir', dir);
+  t.same(unsigned, { code: 0, stdout: table, stderr: unsigned.stderr });
+  t.match(unsigned.stderr, /no audit signing key in .*audit-signing-key\.pem/);
+  const pem = generateSigningKeyPem();
+  const fromEnv = await runScript('src/cli/report.ts', ['--month', month, '--data-dir', dir], { ...process.env, BROKER_AUDIT_SIGNING_KEY: pem });
+  t.same(fromEnv, { code: 0, stdout: table + headLine(AuditSigner.fromPem(pem).sign(entries.at(-1)!)), stderr: '' });
+});
+
+t.test('Redis audit stream, signed with the key the brokers share', async (t: Test) => {
   const prefix = testPrefix(t);
   const client = await connectTestRedis();
   t.teardown(() => client.close());
-  await fill(new RedisAuditStore(client, { prefix }));
-  t.same(await runCli('--month', month, '--redis', REDIS_URL, '--prefix', prefix), { code: 0, stdout: table, stderr: '' });
+  const entries = await fill(new RedisAuditStore(client, { prefix }));
+  const pem = generateSigningKeyPem();
+  const documents = await RedisDocumentStore.open(client, { prefix });
+  await documents.put('meta', AUDIT_KEY_DOC, { privateKeyPem: pem });
+  await documents.close();
+  const head = AuditSigner.fromPem(pem).sign(entries.at(-1)!);
+  t.same(await runCli('--month', month, '--redis', REDIS_URL, '--prefix', prefix), { code: 0, stdout: table + headLine(head), stderr: '' });
 });
 
 t.test('usage errors exit 2', async (t) => {

@@ -42,7 +42,10 @@ t.test('a scripted month, as platform-admin, agency admin and in CSV', async (t)
       { agencyId: 'agency-a', sessions: 3, distinctChannels: 2, viewingMinutes: 0, analyticsReservations: 1, denied: 1 },
       { agencyId: 'agency-b', sessions: 1, distinctChannels: 1, viewingMinutes: 0, analyticsReservations: 0, denied: 2 },
     ],
+    auditHead: all.json().auditHead,
   });
+  const head = all.json().auditHead;
+  t.match(head, { seq: Number, hash: /^[0-9a-f]{64}$/, keyId: String, signature: String }, "the month's signed head (test/audit/signed-head.test.ts verifies it)");
 
   const own = await report(tb, a.adminToken, `?month=${month()}`);
   t.same(own.json().agencies.map((x: { agencyId: string }) => x.agencyId), ['agency-a'], 'an admin sees its own agency only');
@@ -55,12 +58,13 @@ t.test('a scripted month, as platform-admin, agency admin and in CSV', async (t)
     csv.body,
     'month,agencyId,sessions,distinctChannels,viewingMinutes,analyticsReservations,denied\r\n' +
       `${month()},agency-a,3,2,0,1,1\r\n` +
-      `${month()},agency-b,1,1,0,0,2\r\n`,
+      `${month()},agency-b,1,1,0,0,2\r\n` +
+      `auditHead,seq=${head.seq},hash=${head.hash},at=${head.at},keyId=${head.keyId},signature=${head.signature}\r\n`,
   );
   const preferJson = await report(tb, tb.adminToken, `?month=${month()}`, { accept: 'application/json, text/csv;q=0' });
   t.match(preferJson.headers['content-type'], /^application\/json/, 'q=0 means not acceptable');
 
-  t.same((await report(tb, tb.adminToken, '?month=2001-01')).json(), { month: '2001-01', agencies: [] });
+  t.same((await report(tb, tb.adminToken, '?month=2001-01')).json(), { month: '2001-01', agencies: [], auditHead: null });
 });
 
 t.test('access and validation: 401, 403 for operators and services, 400 for a bad or missing month', async (t) => {

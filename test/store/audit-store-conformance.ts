@@ -58,7 +58,7 @@ export function auditStoreConformance<S extends AuditStore>(t: Test, fresh: (t: 
     t.same(await store.append([]), []);
     const [third] = await store.append([auditDraft({ details: { channelId: 'c', ok: true, n: 1, none: null } })]);
     t.equal(third.prevHash, first[1].hash);
-    t.same(await store.head(), { seq: 3, hash: third.hash });
+    t.same(await store.head(), { seq: 3, hash: third.hash, at: third.at }, 'the head carries the entry’s time exactly');
     t.same(third.details, { channelId: 'c', ok: true, n: 1, none: null });
     const scanned = await collect(store.scan());
     t.same(scanned, [...first, third]);

@@ -11,6 +11,7 @@ import type { AccessControl } from '../../core/ports.js';
 import { MONTH, usageReport, usageReportCsv } from '../../core/usage-report.js';
 import { principalOf } from '../plugins/auth.js';
 import { errors } from '../schemas/common.js';
+import { SignedAuditHead } from '../schemas/audit.js';
 
 const UsageQuery = Type.Object({ month: Type.String({ pattern: MONTH.source, description: 'YYYY-MM (UTC)' }) }, { additionalProperties: false });
 
@@ -27,6 +28,9 @@ const UsageReport = Type.Object({
       denied: Count,
     }),
   ),
+  auditHead: Type.Union([SignedAuditHead, Type.Null()], {
+    description: "The signed head at the month's end (its last entry); null when the month has no entry. In CSV: the last line, auditHead,seq=…,hash=…,at=…,keyId=…,signature=…",
+  }),
 });
 
 /** True when the Accept header lists text/csv with a non-zero q (the only alternative to the JSON default). */
@@ -43,16 +47,16 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ audit: AuditService; acce
       tags: ['reports'],
       querystring: UsageQuery,
       response: {
-        200: { description: 'The report', content: { 'application/json': { schema: UsageReport }, 'text/csv': { schema: Type.String({ description: 'RFC 4180, header row first' }) } } },
+        200: { description: 'The report', content: { 'application/json': { schema: UsageReport }, 'text/csv': { schema: Type.String({ description: 'RFC 4180, header row first; last line auditHead,seq=…,hash=…,at=…,keyId=…,signature=… (auditHead,none for a month without entries)' }) } } },
         ...errors(400, 401, 403),
       },
     },
     handler: async (request, reply) => {
       const principal = principalOf(request);
       access.assert(principal, 'report:read', { agencyId: principal.agencyId });
-      const report = await usageReport(audit.scan(), request.query.month);
+      const report = await usageReport(audit.scan(), request.query.month, { signHead: (head) => audit.signHead(head) });
       report.agencies = report.agencies.filter((a) => access.can(principal, 'report:read', { agencyId: a.agencyId }));
-      if (!wantsCsv(request.headers.accept)) return report;
+      if (!wantsCsv(request.headers.accept)) return { ...report, auditHead: report.auditHead ?? null };
       return reply
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="usage-${report.month}.csv"`)

@@ -69,9 +69,9 @@ export class MemoryAuditStore implements AuditStore {
     for (let i = 0; i < this.entries.length; i++) yield this.entries[i];
   }
 
-  async head(): Promise<{ seq: number; hash: string }> {
+  async head(): Promise<{ seq: number; hash: string; at?: string }> {
     const last = this.entries.at(-1);
-    return last ? { seq: last.seq, hash: last.hash } : { seq: GENESIS_HEAD.seq, hash: GENESIS_HEAD.hash };
+    return last ? { seq: last.seq, hash: last.hash, at: last.at } : { seq: GENESIS_HEAD.seq, hash: GENESIS_HEAD.hash };
   }
 
   close(): Promise<void> {

@@ -97,9 +97,9 @@ export class RedisAuditStore implements AuditStore {
     }
   }
 
-  async head(): Promise<{ seq: number; hash: string }> {
-    const { seq, hash } = await this.readHead();
-    return { seq, hash };
+  async head(): Promise<{ seq: number; hash: string; at?: string }> {
+    const { seq, hash, at } = await this.readHead();
+    return at === undefined ? { seq, hash } : { seq, hash, at };
   }
 
   private async readHead(): Promise<Head> {

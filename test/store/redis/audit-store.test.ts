@@ -69,5 +69,5 @@ t.test('three broker processes appending to one chain lose nothing and keep it i
   t.same(await verifyChain(entries), { ok: true, entries: 3 * perProcess, firstBadSeq: null, problem: null });
   const expected = ['p0', 'p1', 'p2'].flatMap((name) => Array.from({ length: perProcess }, (_, i) => `${name}-${i}`));
   t.same(entries.map((e) => e.target).sort(), expected.sort(), 'every acknowledged append is there once');
-  t.same(await store.head(), { seq: 3 * perProcess, hash: entries.at(-1)!.hash });
+  t.same(await store.head(), { seq: 3 * perProcess, hash: entries.at(-1)!.hash, at: entries.at(-1)!.at });
 });
