@@ -48,7 +48,8 @@ export function query(params) {
   return text ? `?${text}` : '';
 }
 
-export async function api(method, path, { body, headers = {}, signal } = {}) {
+/** `raw: true` answers the response body as the text the broker sent (a signed head kept byte for byte). */
+export async function api(method, path, { body, headers = {}, signal, raw = false } = {}) {
   let response;
   try {
     response = await fetch(`${BASE}${path}`, {
@@ -62,8 +63,14 @@ export async function api(method, path, { body, headers = {}, signal } = {}) {
     throw new ApiError(0, 'NETWORK');
   }
   if (response.status === 204) return null;
-  const payload = await response.json().catch(() => null);
-  if (response.ok) return payload;
+  const text = await response.text().catch(() => '');
+  let payload = null;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    payload = null;
+  }
+  if (response.ok) return raw ? text : payload;
   const retryAfter = Number(response.headers.get('retry-after')) || undefined;
   const error = new ApiError(response.status, payload?.error?.code ?? `HTTP_${response.status}`, payload?.error?.message, retryAfter);
   if (response.status === 401 && path !== '/auth/login') onUnauthenticated(error);
