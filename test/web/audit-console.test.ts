@@ -208,7 +208,7 @@ t.test('the audit view: play events, the signed head downloaded and verified, by
     await writeFile(tamperedFile, JSON.stringify({ ...saved, hash: flipped }));
     const changed = await checkHeadFile(page, tamperedFile);
     t.equal(changed.verdict, 'broken');
-    t.match(changed.extension, `日志在第 ${saved.seq} 条处被篡改`);
+    t.match(changed.extension, `日志在第 ${saved.seq} 条处被篡改:第 ${saved.seq} 条的哈希已不是保存的 ${flipped}`);
     t.equal(changed.signature, 'invalid');
     t.match(changed.signatureText, '签名无效');
     const api = (await tb.app.inject({ url: `/api/v1/audit/verify?seq=${saved.seq}&hash=${flipped}`, headers: auth(tb.adminToken) })).json();
@@ -223,6 +223,7 @@ t.test('the audit view: play events, the signed head downloaded and verified, by
     t.equal(cut.verdict, 'broken');
     t.match(cut.extension, `日志在第 ${entries + 10} 条处被截断`);
     t.equal(cut.signature, 'invalid');
+    await screenshot(page, 'audit-04b-verify-cut');
 
     const junkFile = path.join(keep, 'not-a-head.json');
     await writeFile(junkFile, '{"hello": "world"}');

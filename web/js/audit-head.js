@@ -133,7 +133,7 @@ export function auditHeadCard({ me }) {
 function headVerifier() {
   const input = h('input', { type: 'file', id: 'audit-head-file', accept: '.json,application/json' });
   const result = h('div', { id: 'audit-head-verdict', class: 'verdict' });
-  const extension = h('div', { class: 'message', id: 'audit-head-extends', role: 'status' });
+  const extension = h('div', { class: 'message wrap-anywhere', id: 'audit-head-extends', role: 'status' });
   const chain = h('div', { class: 'message', id: 'audit-head-chain', role: 'status' });
   const signature = h('div', { class: 'message', id: 'audit-head-signature-check', role: 'status' });
   const picked = h('p', { class: 'hint', id: 'audit-head-file-name' });
@@ -153,7 +153,8 @@ function headVerifier() {
     }
     try {
       const answer = await api('GET', `/audit/verify?seq=${head.seq}&hash=${encodeURIComponent(head.hash.toLowerCase())}`);
-      const args = { seq: head.seq, hash: `${head.hash.slice(0, 12)}…`, entries: answer.entries, bad: answer.firstBadSeq };
+      // The whole hash: a changed head may differ from the log's entry in its last digit only.
+      const args = { seq: head.seq, hash: head.hash.toLowerCase(), entries: answer.entries };
       if (answer.extends) showMessage(extension, 'ok', 'auditHead.extends', args);
       else if (answer.entries < head.seq) showMessage(extension, 'error', 'auditHead.cut', args);
       else showMessage(extension, 'error', 'auditHead.changed', args);
