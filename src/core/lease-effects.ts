@@ -52,7 +52,7 @@ export class LeaseEffects {
 
     for (const { session, reason } of events.endedSessions ?? []) {
       changed = true;
-      this.media(() => this.o.media.disconnectSession(session.id, session.channelId), 'disconnect players');
+      this.media(() => this.o.media.disconnectSession(session.id, session.channelId, { userId: session.principalId, agencyId: session.agencyId }), 'disconnect players');
       await this.o.audit.record({
         actor: by,
         action: STREAM_END_ACTION[reason],
