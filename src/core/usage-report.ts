@@ -151,7 +151,10 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
 }
 
 export const USAGE_CSV_HEADER = ['month', 'agencyId', 'sessions', 'distinctChannels', 'viewingMinutes', 'analyticsReservations', 'denied'] as const;
-/** The per-user section after the agency table (and a blank line), before the audit head footer. */
+/**
+ * Columns of the per-user table `npm run report` prints after the agency table. The CSV keeps the one
+ * agency table (spreadsheets and scripts read it by position); per-user rows are in the JSON.
+ */
 export const USAGE_CSV_USER_HEADER = ['month', 'userId', 'agencyId', 'sessions', 'viewingMinutes', 'channels'] as const;
 
 /** A text cell a spreadsheet would read as a formula (OWASP "CSV Injection"): =, +, -, @, tab, CR first. */
@@ -176,15 +179,7 @@ export function usageReportCsv(report: UsageReport): string {
     USAGE_CSV_HEADER as readonly (string | number)[],
     ...report.agencies.map((a) => [report.month, a.agencyId, a.sessions, a.distinctChannels, a.viewingMinutes, a.analyticsReservations, a.denied]),
   ];
-  const userRows =
-    !report.users || report.users.length === 0
-      ? []
-      : [
-          [] as (string | number)[],
-          USAGE_CSV_USER_HEADER as readonly (string | number)[],
-          ...report.users.map((u) => [report.month, u.userId, u.agencyId, u.sessions, u.viewingMinutes, u.channels.map((c) => `${c.channelId}:${c.viewingMinutes}`).join(' ')]),
-        ];
-  return [...rows, ...userRows].map((row) => row.map(csvField).join(',') + '\r\n').join('') + auditHeadCsvFooter(report);
+  return rows.map((row) => row.map(csvField).join(',') + '\r\n').join('') + auditHeadCsvFooter(report);
 }
 
 /**
