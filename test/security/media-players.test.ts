@@ -78,6 +78,9 @@ const playEntries = async (sessionId: string, action: string): Promise<Entry[]> 
   return (res.body.items as Entry[]).filter((e) => e.details?.sessionId === sessionId);
 };
 
+/** What the players of point 1 watched: the audited seconds and the test's own clock. */
+const watchedTotals = { audited: 0, measured: 0, done: false };
+
 t.test('point 1: two players at once, the third refused and audited, a freed place admits again; an admin cuts one', async (t) => {
   t.equal(tb.config.maxPlayersPerSession, 2, 'default BROKER_MAX_PLAYERS_PER_SESSION is 2');
   const opened = await api('POST', '/streams', city.operatorToken, { channelId: channel.id, purpose: 'players are people' });
@@ -169,8 +172,12 @@ t.test('point 1: two players at once, the third refused and audited, a freed pla
     audited += seconds;
     measured += span;
   }
+  Object.assign(watchedTotals, { audited, measured, done: true });
+});
 
-  // Point 2: viewing minutes are the players' connected time.
+t.test("point 2: the usage report's viewingMinutes is the time the players were connected", async (t) => {
+  t.ok(watchedTotals.done, 'point 1 ran its players');
+  const { audited, measured } = watchedTotals;
   const month = new Date().toISOString().slice(0, 7);
   const report = (await api('GET', `/reports/usage?month=${month}`, city.adminToken)).body as {
     agencies: Array<{ agencyId: string; viewingMinutes: number; sessions: number }>;
