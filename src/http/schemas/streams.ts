@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ChannelId, IsoTime, Priority, Strict } from './common.js';
+import { ChannelId, IsoTime, ObjectId, Priority, Strict } from './common.js';
 
 const Urls = Type.Object({ flv: Type.String(), wsFlv: Type.String() });
 
@@ -52,7 +52,7 @@ export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' })),
 });
 
-export const PlayerParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }), playerId: Type.String({ pattern: PLAYER_ID_PATTERN }) });
+export const PlayerParams = Type.Object({ id: ObjectId, playerId: Type.String({ pattern: PLAYER_ID_PATTERN }) });
 
 export const Heartbeat = Type.Object({ expiresAt: IsoTime });
 
