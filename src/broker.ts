@@ -267,7 +267,13 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     );
   });
 
-  const players = new PlayerAudit({ audit, slots, onError: (err) => logger.error({ err }, 'audit: player events could not be written') });
+  const players = new PlayerAudit({
+    audit,
+    slots,
+    // An analytics relay's player (a service account's) stays the media node's.
+    roleOf: (id) => accounts.user(id)?.role,
+    onError: (err) => logger.error({ err }, 'audit: player events could not be written'),
+  });
   media.onPlayerEvents((report) => players.take(report));
 
   let sweepTimer: NodeJS.Timeout | undefined;

@@ -8,16 +8,19 @@
  *   play.refused  outcome denied  reason (too-many-players, session-ended, …), address, user agent
  *   play.events-missed outcome error  details {nodeId, missed}: the node dropped that many events unclaimed
  *
- * The actor is the media node that saw it (`media:<nodeId>`, role system); whose session it was is in the
- * details (an agency's audit view matches details.agencyId). Repeated refusals of one node for one reason
- * are coalesced like every denial (one full entry, then a count per minute).
+ * The actor is the session's user, who answers for whoever played its URL (谁使用,谁负责): an operator's
+ * own audit view shows its players, GET /audit?userId= finds them, and repeated refusals of one user's URL
+ * are coalesced like every denial (one full entry per reason, then a count per minute) while another
+ * user's refusals keep their own entry. When no owner is known the actor is the media node that saw it
+ * (`media:<nodeId>`, role system). The session's user and agency are in the details as well (an agency's
+ * audit view and the usage report read details.agencyId), and so is the node.
  *
  * The owner of a session is looked up in the slot store; an ended session is gone from it, so the node's
  * own stamp (the broker tells it the owner when it ends a session) comes first, and what this process
  * resolved before is kept for a while (bounded). A session none of these knows is recorded with its id
  * and channel and `userId: null`.
  */
-import type { AuditDraft } from './model.js';
+import type { AuditDraft, Role } from './model.js';
 import type { MediaPlayerEvent, MediaPlayerEvents, SlotStore } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import { reservationOfStreamKey } from './stream-keys.js';
@@ -32,6 +35,8 @@ const ACTION: Record<MediaPlayerEvent['kind'], string> = { start: 'play.start', 
 export interface PlayerAuditOptions {
   audit: AuditService;
   slots: Pick<SlotStore, 'getSession' | 'getReservation'>;
+  /** The role of a principal (user or service account), for the actor; undefined when unknown. */
+  roleOf?: (principalId: string) => Role | undefined;
   onError?: (err: unknown) => void;
 }
 
@@ -73,7 +78,7 @@ export class PlayerAudit {
     const reservationId = reservationOfStreamKey(event.channelId);
     const owner = await this.#ownerOf(event, reservationId !== null);
     return {
-      actor: { id: `media:${nodeId}`, role: 'system', agencyId: owner?.agencyId ?? 'platform' },
+      actor: this.#actor(nodeId, owner),
       action: ACTION[event.kind],
       target: `session:${event.sessionId}`,
       outcome: event.kind === 'refused' ? 'denied' : 'ok',
@@ -96,6 +101,12 @@ export class PlayerAudit {
         playerAt: new Date(event.at).toISOString(),
       },
     };
+  }
+
+  #actor(nodeId: string, owner: Owner | undefined): AuditDraft['actor'] {
+    const role = owner && this.o.roleOf?.(owner.userId);
+    if (owner && role) return { id: owner.userId, role, agencyId: owner.agencyId };
+    return { id: `media:${nodeId}`, role: 'system', agencyId: owner?.agencyId ?? 'platform' };
   }
 
   async #ownerOf(event: MediaPlayerEvent, analytics: boolean): Promise<Owner | undefined> {

@@ -42,6 +42,7 @@ t.test('point 1: the broker writes a gap as play.events-missed and a player unde
   const players = new PlayerAudit({
     audit,
     slots: { getSession: async (id) => (id === 's_1' ? lease : null), getReservation: async () => null },
+    roleOf: (id) => (id === 'u_op' ? 'operator' : undefined),
   });
   const log = new PlayerEventLog(2);
   log.push(draft(1));
@@ -62,6 +63,8 @@ t.test('point 1: the broker writes a gap as play.events-missed and a player unde
     ],
   );
   t.equal(entries[0]!.details?.missed, 2, 'the gap names how many events were lost');
+  t.same(entries[1]!.actor, { id: 'u_op', role: 'operator', agencyId: 'city' }, "the session's user answers for its player");
+  t.same(entries[2]!.actor, { id: 'media:embedded', role: 'system', agencyId: 'other' }, 'an owner of unknown role: the node is the actor');
   t.equal(entries[0]!.outcome, 'error');
   t.match(entries[1]!.details, { sessionId: 's_1', address: '127.0.0.1', bytes: 10, seconds: 1.5, nodeId: 'embedded', kind: 'stream' });
 });

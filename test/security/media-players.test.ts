@@ -118,7 +118,13 @@ t.test('point 1: two players at once, the third refused and audited, a freed pla
     t.equal(start.details?.userId, city.operatorId, 'start: the session’s user');
     t.equal(start.details?.agencyId, 'city-watch', 'start: the session’s agency');
     t.equal(start.details?.channelId, channel.id, 'start: channel');
+    t.equal(start.actor.id, city.operatorId, 'start: the session’s user answers for its players');
   }
+  const ownView = await api('GET', '/audit?action=play.*&limit=50', city.operatorToken);
+  t.ok(
+    (ownView.body.items as Entry[]).filter((e) => e.details?.sessionId === session.id && e.action === 'play.start').length === 2,
+    'the operator sees its players in its own audit view',
+  );
 
   const listed = await api('GET', `/streams/${session.id}`, city.operatorToken);
   t.equal(listed.status, 200);
