@@ -5,7 +5,8 @@
  *
  *   play.start    outcome ok      details {sessionId, kind: stream|analytics, channelId, userId, agencyId, playerId, address, protocol, userAgent, nodeId}
  *   play.end      outcome ok      … plus bytes, seconds (the usage report sums these)
- *   play.refused  outcome denied  reason (too-many-players, session-ended, …), address, user agent
+ *   play.refused  outcome denied  reason (too-many-players, session-ended, …), address, user agent;
+ *                 `suppressed`: the session's refusals the node only counted before this one
  *   play.events-missed outcome error  details {nodeId, missed}: the node dropped that many events unclaimed
  *
  * The actor is the session's user, who answers for whoever played its URL (谁使用,谁负责): an operator's
@@ -96,6 +97,7 @@ export class PlayerAudit {
         userAgent: event.userAgent,
         ...(event.bytes !== undefined && { bytes: event.bytes }),
         ...(event.seconds !== undefined && { seconds: event.seconds }),
+        ...(event.suppressed !== undefined && { suppressed: event.suppressed }),
         nodeId,
         nodeSeq: event.seq,
         playerAt: new Date(event.at).toISOString(),

@@ -265,6 +265,8 @@ export interface MediaPlayerEvent {
   bytes?: number;
   seconds?: number;
   reason?: string;
+  /** Refusals of the same session the node counted instead of queueing since its last queued one. */
+  suppressed?: number;
   /** Set when the session ended through the broker, which told the node whose it was. */
   userId?: string;
   agencyId?: string;

@@ -237,7 +237,7 @@ export class MediaNode {
     // A refusal of a good token is the session's (its URL shared too widely, or used after its end); a
     // bad or missing token names no session, and a stranger's flood of them must not crowd the queue.
     if (verdict.sessionId !== undefined) {
-      this.#playerEvents.push({ kind: 'refused', sessionId: verdict.sessionId, channelId: verdict.channelId, reason: verdict.reason, ...originOfSession(session) });
+      this.#playerEvents.pushRefusal({ kind: 'refused', sessionId: verdict.sessionId, channelId: verdict.channelId, reason: verdict.reason, ...originOfSession(session) });
     }
   };
 

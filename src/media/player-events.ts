@@ -33,6 +33,16 @@ export interface PlayerEventClaim {
 
 export type PlayerEventDraft = Omit<PlayerEvent, 'seq' | 'at'>;
 
+/**
+ * Refusals one session may queue per REFUSAL_WINDOW_MS; more are counted and the count rides on the
+ * session's next queued refusal (`suppressed`). A URL retried in a loop (pasted in a group chat, a
+ * player that reconnects forever) must not push other sessions' starts and ends out of the queue.
+ */
+export const REFUSALS_PER_SESSION_PER_WINDOW = 5;
+export const REFUSAL_WINDOW_MS = 60_000;
+/** Sessions whose refusal window is tracked at once; the oldest go first. */
+const REFUSAL_WINDOWS_KEPT = 10_000;
+
 export class PlayerEventLog {
   readonly instance = randomBytes(8).toString('hex');
   readonly #pending: PlayerEvent[] = [];
@@ -43,6 +53,28 @@ export class PlayerEventLog {
     private readonly kept = PLAYER_EVENTS_KEPT,
     private readonly now: () => number = Date.now,
   ) {}
+
+  readonly #refusals = new Map<string, { since: number; queued: number; suppressed: number }>();
+
+  /** Queue a refusal, unless its session already queued its share of this window (then count it). */
+  pushRefusal(draft: PlayerEventDraft): void {
+    const now = this.now();
+    let window = this.#refusals.get(draft.sessionId);
+    if (!window || now - window.since >= REFUSAL_WINDOW_MS) {
+      this.#refusals.delete(draft.sessionId);
+      window = { since: now, queued: 0, suppressed: window?.suppressed ?? 0 };
+      this.#refusals.set(draft.sessionId, window);
+      if (this.#refusals.size > REFUSAL_WINDOWS_KEPT) this.#refusals.delete(this.#refusals.keys().next().value as string);
+    }
+    if (window.queued >= REFUSALS_PER_SESSION_PER_WINDOW) {
+      window.suppressed += 1;
+      return;
+    }
+    window.queued += 1;
+    const suppressed = window.suppressed;
+    window.suppressed = 0;
+    this.push(suppressed > 0 ? { ...draft, suppressed } : draft);
+  }
 
   push(draft: PlayerEventDraft): void {
     this.#seq += 1;

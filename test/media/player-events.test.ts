@@ -3,7 +3,7 @@
  * record. PlayerEventLog (the node's queue) and PlayerAudit (the broker's writer) over a real audit store.
  */
 import t from 'tap';
-import { PlayerEventLog, type PlayerEventDraft } from '../../src/media/player-events.js';
+import { PlayerEventLog, REFUSAL_WINDOW_MS, REFUSALS_PER_SESSION_PER_WINDOW, type PlayerEventDraft } from '../../src/media/player-events.js';
 import { PlayerAudit } from '../../src/core/player-audit.js';
 import { AuditService } from '../../src/core/audit-service.js';
 import { MemoryAuditStore } from '../../src/store/memory/audit-store.js';
@@ -32,6 +32,20 @@ t.test('point 1: the queue keeps at most its bound, counts what it dropped, and 
   t.equal(second.instance, first.instance, 'one node process, one instance');
   log.push(draft(6));
   t.same(log.claim().events.map((e) => e.seq), [6], 'seq keeps counting');
+});
+
+t.test('point 1: a URL refused in a loop queues a few refusals per window and counts the rest', async (t) => {
+  let now = 1_000_000;
+  const log = new PlayerEventLog(100, () => now);
+  for (let i = 0; i < 50; i++) log.pushRefusal({ ...draft(1, 'refused'), reason: 'too-many-players' });
+  log.pushRefusal({ ...draft(2, 'refused'), reason: 'too-many-players' });
+  const first = log.claim().events;
+  t.equal(first.filter((e) => e.sessionId === 's_1').length, REFUSALS_PER_SESSION_PER_WINDOW, 'one session queues its share');
+  t.equal(first.filter((e) => e.sessionId === 's_2').length, 1, "another session's refusal still gets in");
+  now += REFUSAL_WINDOW_MS;
+  log.pushRefusal({ ...draft(1, 'refused'), reason: 'too-many-players' });
+  const [next] = log.claim().events;
+  t.equal(next!.suppressed, 50 - REFUSALS_PER_SESSION_PER_WINDOW, 'the next window’s first refusal carries the count');
 });
 
 t.test('point 1: the broker writes a gap as play.events-missed and a player under its session owner', async (t) => {
