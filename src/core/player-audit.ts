@@ -8,6 +8,7 @@
  *   play.refused  outcome denied  reason (too-many-players, session-ended, …), address, user agent;
  *                 `suppressed`: the session's refusals the node only counted before this one
  *   play.events-missed outcome error  details {nodeId, missed}: the node dropped that many events unclaimed
+ *                 (missed null: the embedded node died, so its unclaimed events and its players' ends are gone)
  *
  * The actor is the session's user, who answers for whoever played its URL (谁使用,谁负责): an operator's
  * own audit view shows its players, GET /audit?userId= finds them, and repeated refusals of one user's URL
@@ -69,6 +70,16 @@ export class PlayerAudit {
         outcome: 'error',
         reason: 'player events dropped before the broker claimed them',
         details: { nodeId: report.nodeId, missed: report.missed },
+      });
+    }
+    if (report.nodeLost) {
+      drafts.push({
+        actor: { id: `media:${report.nodeId}`, role: 'system', agencyId: 'platform' },
+        action: 'play.events-missed',
+        target: `media-node:${report.nodeId}`,
+        outcome: 'error',
+        reason: 'media node lost: events it had not handed out are gone, and its players ended without play.end',
+        details: { nodeId: report.nodeId, missed: null },
       });
     }
     for (const event of report.events) drafts.push(await this.#draft(report.nodeId, event));

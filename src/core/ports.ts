@@ -277,6 +277,8 @@ export interface MediaPlayerEvents {
   nodeId: string;
   events: MediaPlayerEvent[];
   missed: number;
+  /** The node process died: what it had not handed out is gone, and its players ended unrecorded. */
+  nodeLost?: boolean;
 }
 
 export interface MediaControl {

@@ -71,6 +71,14 @@ export class NodeWatch {
 
   /** The node process is gone (or replaced): every forward on it failed; a new process counts afresh. */
   nodeLost(): void {
+    const id = this.#lastLoad?.id;
+    if (id !== undefined) {
+      try {
+        this.reportPlayers({ nodeId: id, events: [], missed: 0, nodeLost: true });
+      } catch (error) {
+        this.log.error({ err: (error as Error).message, nodeId: id }, 'player-events listener threw');
+      }
+    }
     this.#alive = false;
     this.#lastLoad = null;
     this.#lastFailureSeq = 0;

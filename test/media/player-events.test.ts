@@ -80,5 +80,10 @@ t.test('point 1: the broker writes a gap as play.events-missed and a player unde
   t.same(entries[1]!.actor, { id: 'u_op', role: 'operator', agencyId: 'city' }, "the session's user answers for its player");
   t.same(entries[2]!.actor, { id: 'media:embedded', role: 'system', agencyId: 'other' }, 'an owner of unknown role: the node is the actor');
   t.equal(entries[0]!.outcome, 'error');
+  players.take({ nodeId: 'embedded', events: [], missed: 0, nodeLost: true });
+  await players.settled();
+  const after: AuditEntry[] = [];
+  for await (const entry of store.scan()) after.push(entry);
+  t.match(after.at(-1), { action: 'play.events-missed', outcome: 'error', details: { nodeId: 'embedded', missed: null } }, 'a lost node is noted');
   t.match(entries[1]!.details, { sessionId: 's_1', address: '127.0.0.1', bytes: 10, seconds: 1.5, nodeId: 'embedded', kind: 'stream' });
 });
