@@ -10,6 +10,7 @@ import type { Config } from './config.js';
 import type { DocumentStore, AuditStore, SlotStore, MediaControl } from './core/ports.js';
 import { ConflictError } from './core/ports.js';
 import { AuditService } from './core/audit-service.js';
+import { PlayerAudit } from './core/player-audit.js';
 import { AUDIT_KEY_DOC, AuditSigner, generateSigningKeyPem } from './core/audit-head.js';
 import { AUDIT_KEY_FILE, loadOrCreateAuditKeyFile } from './store/memory/audit-key.js';
 import { CatalogService } from './core/catalog-service.js';
@@ -266,6 +267,15 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     );
   });
 
+  const players = new PlayerAudit({
+    audit,
+    slots,
+    // An analytics relay's player (a service account's) stays the media node's.
+    roleOf: (id) => accounts.user(id)?.role,
+    onError: (err) => logger.error({ err }, 'audit: player events could not be written'),
+  });
+  media.onPlayerEvents((report) => players.take(report));
+
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<void> | undefined;
   const sweep = async () => effects.apply(await slots.sweep());
@@ -301,6 +311,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
       await grants.settled();
       effects.close();
       await media.close();
+      await players.settled();
       await audit.close();
       await stores.close();
     },

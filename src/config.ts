@@ -86,6 +86,8 @@ export const ConfigSchema = Type.Object(
      * line break, for environments that cannot hold one.
      */
     auditSigningKey: Type.Optional(Type.String({ minLength: 1, maxLength: 16384 })),
+    /** Players one session's URLs admit at once (API.md "Streams"); passed to the embedded media node. */
+    maxPlayersPerSession: Type.Integer({ minimum: 1, maximum: 100 }),
   },
   { additionalProperties: false },
 );

@@ -24,6 +24,7 @@ export const ACTIONS = [
   'stream:create',
   'stream:read',
   'stream:end',
+  'stream:cut-player',
   'analytics:create',
   'analytics:read',
   'analytics:end',

@@ -12,7 +12,7 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuditEntry } from '../core/model.js';
-import { MONTH, USAGE_CSV_HEADER, usageReport, usageReportCsv, type UsageReport } from '../core/usage-report.js';
+import { MONTH, USAGE_CSV_HEADER, USAGE_CSV_USER_HEADER, usageReport, usageReportCsv, type UsageReport } from '../core/usage-report.js';
 import { AUDIT_FILE } from '../store/memory/audit-store.js';
 import { readJournal } from '../store/memory/journal.js';
 import { connectRedis } from '../store/redis/client.js';
@@ -30,7 +30,18 @@ function usageTable(report: UsageReport): string {
   const widths = USAGE_CSV_HEADER.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
   const line = (row: string[]) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd();
   const footer = report.auditHead === undefined ? '' : `\nauditHead: ${JSON.stringify(report.auditHead)}\n`;
-  return all.map(line).join('\n') + '\n' + footer;
+  return all.map(line).join('\n') + '\n' + userTable(report) + footer;
+}
+
+/** Who watched most (issue 9): a second table after a blank line, when any user is in the month. */
+function userTable(report: UsageReport): string {
+  if (!report.users || report.users.length === 0) return '';
+  const header = [...USAGE_CSV_USER_HEADER] as string[];
+  const rows = report.users.map((u) => [report.month, u.userId, u.agencyId, String(u.sessions), u.viewingMinutes.toFixed(1), u.channels.map((c) => `${c.channelId}:${c.viewingMinutes}`).join(' ')]);
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
+  const line = (row: string[]) => row.map((cell, i) => (i === 3 || i === 4 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd();
+  return '\n' + all.map(line).join('\n') + '\n';
 }
 
 interface AuditSource {

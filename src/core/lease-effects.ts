@@ -52,7 +52,7 @@ export class LeaseEffects {
 
     for (const { session, reason } of events.endedSessions ?? []) {
       changed = true;
-      this.media(() => this.o.media.disconnectSession(session.id, session.channelId), 'disconnect players');
+      this.media(() => this.o.media.disconnectSession(session.id, session.channelId, { userId: session.principalId, agencyId: session.agencyId }), 'disconnect players');
       await this.o.audit.record({
         actor: by,
         action: STREAM_END_ACTION[reason],
@@ -73,7 +73,7 @@ export class LeaseEffects {
     for (const { reservation, reason } of events.endedReservations ?? []) {
       changed = true;
       const streamKey = analyticsStreamKey(reservation);
-      this.media(() => this.o.media.disconnectSession(reservation.id, streamKey), 'disconnect analytics player');
+      this.media(() => this.o.media.disconnectSession(reservation.id, streamKey, { userId: reservation.principalId, agencyId: reservation.agencyId }), 'disconnect analytics player');
       this.media(() => this.o.media.stopForward(streamKey, reservation.fence), 'stop analytics relay');
       await this.o.audit.record({
         actor: by,

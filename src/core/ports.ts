@@ -238,6 +238,49 @@ export interface MediaNodeLoad {
   alive: boolean;
 }
 
+/** A player connected to a session's URL, as its media node sees it (GET /streams/:id `players`). */
+export interface MediaPlayer {
+  id: string;
+  /** The client's address as the media node sees it. */
+  address: string;
+  protocol: 'http-flv' | 'ws-flv' | 'rtmp';
+  userAgent: string;
+  /** ms since the epoch. */
+  since: number;
+  /** Media bytes sent to it so far. */
+  bytes: number;
+}
+
+/** One player event of a media node (src/media/player-events.ts): start, end, or a refused good token. */
+export interface MediaPlayerEvent {
+  seq: number;
+  kind: 'start' | 'end' | 'refused';
+  at: number;
+  sessionId: string;
+  channelId: string;
+  playerId?: string;
+  address: string;
+  protocol: MediaPlayer['protocol'];
+  userAgent: string;
+  bytes?: number;
+  seconds?: number;
+  reason?: string;
+  /** Refusals of the same session the node counted instead of queueing since its last queued one. */
+  suppressed?: number;
+  /** Set when the session ended through the broker, which told the node whose it was. */
+  userId?: string;
+  agencyId?: string;
+}
+
+/** What one poll of one media node brought: its new player events, and how many it had to drop unclaimed. */
+export interface MediaPlayerEvents {
+  nodeId: string;
+  events: MediaPlayerEvent[];
+  missed: number;
+  /** The node process died: what it had not handed out is gone, and its players ended unrecorded. */
+  nodeLost?: boolean;
+}
+
 export interface MediaControl {
   /**
    * Start relaying a channel (idempotent per fence). Resolves once the source sent its first media
@@ -254,8 +297,17 @@ export interface MediaControl {
    */
   awaitForward(input: { channelId: string; fence: number }): Promise<void>;
   stopForward(channelId: string, fence: number): Promise<void>;
-  /** Cut the players of one session (release, expiry, preemption, revocation). */
-  disconnectSession(sessionId: string, channelId: string): Promise<void>;
+  /**
+   * Cut the players of one session (release, expiry, preemption, revocation). `owner` goes to the node,
+   * which stamps it on the players' play.end events (the session is gone from the store by then).
+   */
+  disconnectSession(sessionId: string, channelId: string, owner?: { userId: string; agencyId: string }): Promise<void>;
+  /** The session's current players on the node that forwards its channel ([] when none or no media plane). */
+  players(sessionId: string, channelId: string): Promise<MediaPlayer[]>;
+  /** Cut one player of the session; the session and its other players go on. False when no such player. */
+  cutPlayer(sessionId: string, channelId: string, playerId: string): Promise<boolean>;
+  /** Player events as the nodes report them (each event once per broker fleet, see player-events.ts). */
+  onPlayerEvents(listener: (report: MediaPlayerEvents) => void): void;
   playUrls(input: { sessionId: string; channelId: string; fence: number; expiresAt: number }): Promise<PlayUrls>;
   /** Called when a forward ends on its own (source failed, node died). */
   onForwardFailed(listener: (channelId: string, fence: number) => void): void;

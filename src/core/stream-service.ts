@@ -54,6 +54,7 @@ export type StreamView = {
   createdAt: string;
   expiresAt: string;
   urls: PlayUrls;
+  players?: Array<{ id: string; address: string; protocol: string; since: string; bytes: number; userAgent: string }>;
 };
 
 export class StreamService {
@@ -186,8 +187,29 @@ export class StreamService {
     await this.end(id, 'released', principal);
   }
 
+  /** The session with its current players (as its media node lists them; [] when the node does not answer). */
   async get(principal: Principal, id: string): Promise<StreamView> {
-    return this.view(await this.owned(principal, id, 'stream:read'));
+    const session = await this.owned(principal, id, 'stream:read');
+    const [view, players] = await Promise.all([this.view(session), this.o.media.players(session.id, session.channelId).catch(() => [])]);
+    return {
+      ...view,
+      players: players.map((p) => ({ id: p.id, address: p.address, protocol: p.protocol, since: new Date(p.since).toISOString(), bytes: p.bytes, userAgent: p.userAgent })),
+    };
+  }
+
+  /** Cut one player of a session; the session and its other players go on (the URL still admits a new one). */
+  async cutPlayer(principal: Principal, id: string, playerId: string): Promise<void> {
+    const session = await this.owned(principal, id, 'stream:cut-player');
+    const cut = await this.o.media.cutPlayer(session.id, session.channelId, playerId);
+    await this.o.audit.record({
+      actor: actorOf(principal),
+      action: 'play.cut',
+      target: `session:${id}`,
+      outcome: cut ? 'ok' : 'error',
+      ...(!cut && { reason: 'no-such-player' }),
+      details: { sessionId: id, channelId: session.channelId, agencyId: session.agencyId, userId: session.principalId, playerId },
+    });
+    if (!cut) throw notFound('player');
   }
 
   async list(principal: Principal, scope: 'mine' | 'agency' | 'all'): Promise<StreamView[]> {

@@ -13,16 +13,33 @@ export interface AgencyUsage {
   sessions: number;
   /** Distinct channels among those sessions. */
   distinctChannels: number;
-  /** Viewing time of the sessions that ended in the month, to 0.1 minute. */
+  /**
+   * Time players were connected to the agency's sessions' URLs: the seconds of the month's `play.end`
+   * entries (issue 9), to 0.1 minute. Not lease time: a session nobody played counts nothing, one with
+   * two players counts both.
+   */
   viewingMinutes: number;
   analyticsReservations: number;
   /** Stream and analytics requests refused (a coalesced entry counts as the denials it stands for). */
   denied: number;
 }
 
+/** Who watched most and which channels (issue 9): one row per user with a session or a player in the month. */
+export interface UserUsage {
+  userId: string;
+  agencyId: string;
+  /** Stream sessions granted to the user in the month. */
+  sessions: number;
+  viewingMinutes: number;
+  /** Channels the user's players watched, most watched first. */
+  channels: Array<{ channelId: string; viewingMinutes: number }>;
+}
+
 export interface UsageReport {
   month: string;
   agencies: AgencyUsage[];
+  /** Per user, most viewing first (API.md "Reports" extended by issue 9); usageReport always fills it. */
+  users?: UserUsage[];
   /**
    * The signed head at the month's end: the last entry whose `at` is in the month (null when none), so an
    * agency that files the report holds a checkpoint of the log (API.md "Audit"). Present when the caller
@@ -38,8 +55,14 @@ export interface UsageReportOptions {
 
 export const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 
-/** Audit actions that end a stream session (lease-effects.ts); each carries details.durationMs. */
-const STREAM_END_ACTIONS = new Set(['stream.release', 'stream.expire', 'stream.preempt', 'stream.revoke', 'stream.source-failed']);
+interface UserTally {
+  agencyId: string;
+  sessions: number;
+  viewingMs: number;
+  channels: Map<string, number>;
+}
+
+const minutes = (ms: number) => Math.round(ms / 6000) / 10;
 
 interface Tally {
   sessions: number;
@@ -62,6 +85,13 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
     return t;
   };
 
+  const users = new Map<string, UserTally>();
+  const user = (userId: string, agencyId: string) => {
+    let u = users.get(userId);
+    if (!u) users.set(userId, (u = { agencyId, sessions: 0, viewingMs: 0, channels: new Map() }));
+    return u;
+  };
+
   let monthEnd: AuditEntry | undefined;
   for await (const entry of entries) {
     const entryMonth = entry.at.slice(0, 7);
@@ -74,9 +104,20 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
       const t = tally(agencyId);
       t.sessions++;
       if (typeof entry.details?.channelId === 'string') t.channels.add(entry.details.channelId);
-    } else if (STREAM_END_ACTIONS.has(entry.action)) {
-      const durationMs = entry.details?.durationMs;
-      if (typeof durationMs === 'number' && durationMs > 0) tally(agencyId).viewingMs += durationMs;
+      user(entry.actor.id, agencyId).sessions++;
+    } else if (entry.action === 'play.end' && entry.details?.kind !== 'analytics') {
+      // The player's end names the session's agency and user (player-audit.ts); an analytics relay's is no viewing.
+      const seconds = entry.details?.seconds;
+      if (typeof seconds !== 'number' || !(seconds > 0)) continue;
+      const ms = seconds * 1000;
+      tally(agencyId).viewingMs += ms;
+      const userId = entry.details?.userId;
+      if (typeof userId === 'string') {
+        const u = user(userId, agencyId);
+        u.viewingMs += ms;
+        const channelId = typeof entry.details?.channelId === 'string' ? entry.details.channelId : '';
+        u.channels.set(channelId, (u.channels.get(channelId) ?? 0) + ms);
+      }
     } else if (entry.action === 'analytics.grant' && entry.outcome === 'ok') {
       tally(agencyId).analyticsReservations++;
     } else if (entry.action === 'stream.deny' || entry.action === 'analytics.deny') {
@@ -91,15 +132,30 @@ export async function usageReport(entries: AsyncIterable<AuditEntry> | Iterable<
       agencyId,
       sessions: t.sessions,
       distinctChannels: t.channels.size,
-      viewingMinutes: Math.round(t.viewingMs / 6000) / 10,
+      viewingMinutes: minutes(t.viewingMs),
       analyticsReservations: t.analyticsReservations,
       denied: t.denied,
     }));
-  if (!options.signHead) return { month, agencies };
-  return { month, agencies, auditHead: monthEnd ? options.signHead({ seq: monthEnd.seq, hash: monthEnd.hash, at: monthEnd.at }) : null };
+  const userRows = [...users.entries()]
+    .map(([userId, u]) => ({ userId, u }))
+    .sort((a, b) => b.u.viewingMs - a.u.viewingMs || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))
+    .map(({ userId, u }) => ({
+      userId,
+      agencyId: u.agencyId,
+      sessions: u.sessions,
+      viewingMinutes: minutes(u.viewingMs),
+      channels: [...u.channels.entries()].sort((a, b) => b[1] - a[1]).map(([channelId, ms]) => ({ channelId, viewingMinutes: minutes(ms) })),
+    }));
+  if (!options.signHead) return { month, agencies, users: userRows };
+  return { month, agencies, users: userRows, auditHead: monthEnd ? options.signHead({ seq: monthEnd.seq, hash: monthEnd.hash, at: monthEnd.at }) : null };
 }
 
 export const USAGE_CSV_HEADER = ['month', 'agencyId', 'sessions', 'distinctChannels', 'viewingMinutes', 'analyticsReservations', 'denied'] as const;
+/**
+ * Columns of the per-user table `npm run report` prints after the agency table. The CSV keeps the one
+ * agency table (spreadsheets and scripts read it by position); per-user rows are in the JSON.
+ */
+export const USAGE_CSV_USER_HEADER = ['month', 'userId', 'agencyId', 'sessions', 'viewingMinutes', 'channels'] as const;
 
 /** A text cell a spreadsheet would read as a formula (OWASP "CSV Injection"): =, +, -, @, tab, CR first. */
 const FORMULA_START = /^[=+\-@\t\r]/;

@@ -5,7 +5,10 @@
  *   POST   /forwards                      {channelId, sourceUrl, fence} → 200 once media flows | 504 | 409
  *   DELETE /forwards/:channelId?fence=N   → 200 {result: 'stopped'|'absent'} | 409 stale fence
  *   POST   /sessions/:sessionId/disconnect {channelId?} → 200 {disconnected}
- *   POST   /sessions/:sessionId/end       → 200 {disconnected}   (its tokens stop working)
+ *   POST   /sessions/:sessionId/end       {channelId?, userId?, agencyId?} → 200 {disconnected}   (its tokens stop working)
+ *   GET    /sessions/:sessionId/players   → 200 {players: PlayerSummary[]}
+ *   DELETE /sessions/:sessionId/players/:playerId → 200 {cut: true} | 404
+ *   POST   /player-events/claim           → PlayerEventClaim (each event handed out once, player-events.ts)
  *   GET    /load                          → MediaNodeLoad
  *   GET    /healthz                       → {ok, id}
  */
@@ -22,6 +25,9 @@ const MAX_BODY_BYTES = 8 * 1024;
 const CHANNEL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SESSION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const MAX_SOURCE_URL_LENGTH = 2048;
+/** NMS connection ids (base_session.js generateRandomId) and the broker's principal / agency ids. */
+const PLAYER_ID = /^[A-Za-z0-9]{1,32}$/;
+const OWNER_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
 class HttpError extends Error {
   constructor(
@@ -104,6 +110,17 @@ export function createControlServer(node: MediaNode, controlSecret: string): Ser
     if (!authorized(req)) throw new HttpError(401, 'UNAUTHENTICATED');
 
     if (method === 'GET' && url.pathname === '/load') return send(res, 200, node.load());
+    if (method === 'POST' && url.pathname === '/player-events/claim') return send(res, 200, node.claimPlayerEvents());
+
+    if (parts.length >= 3 && parts[0] === 'sessions' && parts[2] === 'players') {
+      const sessionId = sessionIdOf(parts[1]);
+      if (method === 'GET' && parts.length === 3) return send(res, 200, { players: node.players(sessionId) });
+      if (method === 'DELETE' && parts.length === 4) {
+        if (!PLAYER_ID.test(parts[3])) throw new HttpError(400, 'BAD_REQUEST', 'bad playerId');
+        if (!node.cutPlayer(sessionId, parts[3])) throw new HttpError(404, 'NOT_FOUND');
+        return send(res, 200, { cut: true });
+      }
+    }
 
     if (method === 'POST' && url.pathname === '/forwards') {
       const body = await readJson(req);
@@ -132,8 +149,11 @@ export function createControlServer(node: MediaNode, controlSecret: string): Ser
         return send(res, 200, { disconnected: node.disconnectSession(sessionId, channelId) });
       }
       if (parts[2] === 'end') {
-        onlyFields(body, ['channelId']);
-        return send(res, 200, { disconnected: node.endSession(sessionId) });
+        onlyFields(body, ['channelId', 'userId', 'agencyId']);
+        const { userId, agencyId } = body;
+        const owner =
+          typeof userId === 'string' && OWNER_ID.test(userId) && typeof agencyId === 'string' && OWNER_ID.test(agencyId) ? { userId, agencyId } : undefined;
+        return send(res, 200, { disconnected: node.endSession(sessionId, owner) });
       }
     }
     throw new HttpError(404, 'NOT_FOUND');

@@ -28,6 +28,7 @@ export async function createMedia(config: Config, secrets: MediaSecrets, logger:
         playSecret: secrets.play,
         publicBaseUrl: config.publicMediaUrl || undefined,
         maxForwards: config.forwardingSlots,
+        maxPlayersPerSession: config.maxPlayersPerSession,
         logger,
       });
     case 'nodes': {

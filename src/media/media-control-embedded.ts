@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { NETWORKS } from '../core/model.js';
-import type { MediaControl, MediaNodeLoad, PlayUrls } from '../core/ports.js';
+import type { MediaControl, MediaNodeLoad, MediaPlayerEvents, PlayUrls } from '../core/ports.js';
 import { MediaNodeChild } from './media-node-child.js';
 import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
 import { findFreePort } from './net-ports.js';
@@ -26,6 +26,8 @@ export interface EmbeddedMediaOptions {
   publicBaseUrl?: string;
   nodeId?: string;
   maxForwards: number;
+  /** BROKER_MAX_PLAYERS_PER_SESSION, enforced by the node (MEDIA_MAX_PLAYERS_PER_SESSION). */
+  maxPlayersPerSession?: number;
   logger: Logger;
   pollIntervalMs?: number;
   restartDelaysMs?: number[];
@@ -44,6 +46,7 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
   const baseUrl = options.publicBaseUrl ?? `http://${host}:${options.httpPort}`;
   const log = options.logger.child({ component: 'media-embedded' });
   const listeners: ForwardFailedListener[] = [];
+  const playerListeners: Array<(report: MediaPlayerEvents) => void> = [];
 
   const client = new MediaNodeClient({
     controlUrl: `http://127.0.0.1:${controlPort}`,
@@ -62,6 +65,9 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
       }
     },
     log,
+    (report) => {
+      for (const listener of playerListeners) listener(report);
+    },
   );
   const child = new MediaNodeChild({
     env: {
@@ -74,6 +80,7 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
       MEDIA_CONTROL_SECRET: controlSecret,
       MEDIA_PLAY_SECRET: options.playSecret,
       MEDIA_SOURCE_TIMEOUT_MS: String(options.sourceTimeoutMs),
+      ...(options.maxPlayersPerSession !== undefined && { MEDIA_MAX_PLAYERS_PER_SESSION: String(options.maxPlayersPerSession) }),
       // The child writes to the broker's stdout: at the broker's log level, not louder.
       MEDIA_LOG_LEVEL: options.logger.level,
     },
@@ -117,8 +124,18 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
       // A node that is down has no forward left to stop.
       if (child.up) await client.stopForward(channelId, fence);
     },
-    async disconnectSession(sessionId, channelId) {
-      if (child.up) await client.endSession(sessionId, channelId);
+    async disconnectSession(sessionId, channelId, owner) {
+      if (child.up) await client.endSession(sessionId, channelId, owner);
+    },
+    async players(sessionId) {
+      if (!child.up) return [];
+      return (await client.players(sessionId)).map(({ id, address, protocol, userAgent, since, bytes }) => ({ id, address, protocol, userAgent, since, bytes }));
+    },
+    async cutPlayer(sessionId, _channelId, playerId) {
+      return child.up && (await client.cutPlayer(sessionId, playerId));
+    },
+    onPlayerEvents(listener) {
+      playerListeners.push(listener);
     },
     async playUrls(input): Promise<PlayUrls> {
       return buildPlayUrls(baseUrl, options.playSecret, { ...input, nodeId });

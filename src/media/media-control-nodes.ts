@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError, type MediaControl, type MediaNodeLoad, type PlayUrls } from '../core/ports.js';
 import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
-import type { ForwardFailedListener } from './node-watch.js';
+import { claimPlayerEvents, type ForwardFailedListener, type PlayerEventsListener } from './node-watch.js';
 import { buildPlayUrls } from './play-urls.js';
 import { registryKeys, type NodeRegistration, type Placement, type RegistryRedis, type StartFailureKind } from './node-registry.js';
 
@@ -55,6 +55,10 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
   const keys = registryKeys(options.prefix);
   const log = options.logger.child({ component: 'media-nodes' });
   const listeners: ForwardFailedListener[] = [];
+  const playerListeners: PlayerEventsListener[] = [];
+  const reportPlayers: PlayerEventsListener = (report) => {
+    for (const listener of playerListeners) listener(report);
+  };
   const known = new Map<string, KnownNode>();
 
   const report = (channelId: string, fence: number) => {
@@ -144,6 +148,8 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
           node.lastFailureSeq = failure.seq;
           await failPlaced(failure.channelId, failure.fence, id, failure.reason);
         }
+        // Every broker claims; the node hands each event to one of them.
+        if (load) await claimPlayerEvents(node.client, id, reportPlayers, log);
       }),
     );
   };
@@ -219,10 +225,24 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
       node.placed = Math.max(0, node.placed - 1);
       await node.client.stopForward(channelId, fence);
     },
-    async disconnectSession(sessionId, channelId) {
+    async disconnectSession(sessionId, channelId, owner) {
       const placement = await placementOf(channelId);
       const node = placement ? known.get(placement.nodeId) : undefined;
-      if (node) await node.client.endSession(sessionId, channelId);
+      if (node) await node.client.endSession(sessionId, channelId, owner);
+    },
+    async players(sessionId, channelId) {
+      const placement = await placementOf(channelId);
+      const node = placement ? known.get(placement.nodeId) : undefined;
+      if (!node) return [];
+      return (await node.client.players(sessionId)).map(({ id, address, protocol, userAgent, since, bytes }) => ({ id, address, protocol, userAgent, since, bytes }));
+    },
+    async cutPlayer(sessionId, channelId, playerId) {
+      const placement = await placementOf(channelId);
+      const node = placement ? known.get(placement.nodeId) : undefined;
+      return node ? node.client.cutPlayer(sessionId, playerId) : false;
+    },
+    onPlayerEvents(listener) {
+      playerListeners.push(listener);
     },
     async playUrls(input): Promise<PlayUrls> {
       const placement = await placementOf(input.channelId);

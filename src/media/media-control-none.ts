@@ -20,6 +20,15 @@ export function createNoneMediaControl(options: NoneMediaOptions): MediaControl 
     async awaitForward() {},
     async stopForward() {},
     async disconnectSession() {},
+    async players() {
+      return [];
+    },
+    async cutPlayer() {
+      return false;
+    },
+    onPlayerEvents() {
+      // No media node, no players.
+    },
     async playUrls(input): Promise<PlayUrls> {
       return buildPlayUrls(options.publicBaseUrl, options.playSecret, { ...input, nodeId: NODE_ID });
     },

@@ -7,6 +7,8 @@
  */
 import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError } from '../core/ports.js';
 import type { MediaNodeLoad } from './media-node.js';
+import type { PlayerEventClaim } from './player-events.js';
+import type { PlayerSummary } from './player-gate.js';
 
 /** The node could not be reached, refused us or answered unexpectedly. */
 export class MediaNodeUnavailableError extends MediaUnavailableError {
@@ -48,9 +50,29 @@ export class MediaNodeClient {
   }
 
   /** Marks the session ended on the node (its tokens stop working) and cuts its players. */
-  async endSession(sessionId: string, channelId: string): Promise<void> {
-    const res = await this.#call('POST', `/sessions/${encodeURIComponent(sessionId)}/end`, { channelId });
+  async endSession(sessionId: string, channelId: string, owner?: { userId: string; agencyId: string }): Promise<void> {
+    const res = await this.#call('POST', `/sessions/${encodeURIComponent(sessionId)}/end`, { channelId, ...owner });
     if (res.status !== 200) throw new MediaNodeUnavailableError(`end session: ${res.status}`);
+  }
+
+  async players(sessionId: string): Promise<PlayerSummary[]> {
+    const res = await this.#call('GET', `/sessions/${encodeURIComponent(sessionId)}/players`);
+    if (res.status !== 200) throw new MediaNodeUnavailableError(`players: ${res.status}`);
+    return (res.body as { players: PlayerSummary[] }).players;
+  }
+
+  /** True when the node cut it, false when the session has no such player (any more). */
+  async cutPlayer(sessionId: string, playerId: string): Promise<boolean> {
+    const res = await this.#call('DELETE', `/sessions/${encodeURIComponent(sessionId)}/players/${encodeURIComponent(playerId)}`);
+    if (res.status === 200) return true;
+    if (res.status === 404 || res.status === 400) return false;
+    throw new MediaNodeUnavailableError(`cut player: ${res.status}`);
+  }
+
+  async claimPlayerEvents(): Promise<PlayerEventClaim> {
+    const res = await this.#call('POST', '/player-events/claim');
+    if (res.status !== 200) throw new MediaNodeUnavailableError(`player events: ${res.status}`);
+    return res.body as PlayerEventClaim;
   }
 
   async load(): Promise<MediaNodeLoad> {

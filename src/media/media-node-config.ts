@@ -3,6 +3,10 @@
  * a MediaNodeConfigError naming the variable.
  */
 import { NETWORKS, type Network } from '../core/model.js';
+import { DEFAULT_MAX_PLAYERS_PER_SESSION } from './player-gate.js';
+
+/** Upper bound of the players-per-session setting (broker and node validate the same range). */
+export const MAX_PLAYERS_PER_SESSION = 100;
 
 export interface MediaNodeEnvConfig {
   nodeId: string;
@@ -28,6 +32,8 @@ export interface MediaNodeEnvConfig {
   playerMaxBacklogBytes: number;
   /** MEDIA_MAX_PLAYER_CONNECTIONS, default PLAYER_MAX_CONNECTIONS. */
   playerMaxConnections: number;
+  /** MEDIA_MAX_PLAYERS_PER_SESSION (the broker's BROKER_MAX_PLAYERS_PER_SESSION), default 2. */
+  maxPlayersPerSession: number;
 }
 
 /**
@@ -95,6 +101,10 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
   if (!Number.isSafeInteger(backlog) || backlog < 1024) {
     throw new MediaNodeConfigError('MEDIA_PLAYER_MAX_BACKLOG_BYTES', 'must be an integer of at least 1024');
   }
+  const perSession = env.MEDIA_MAX_PLAYERS_PER_SESSION ? Number(env.MEDIA_MAX_PLAYERS_PER_SESSION) : DEFAULT_MAX_PLAYERS_PER_SESSION;
+  if (!Number.isInteger(perSession) || perSession < 1 || perSession > MAX_PLAYERS_PER_SESSION) {
+    throw new MediaNodeConfigError('MEDIA_MAX_PLAYERS_PER_SESSION', `must be an integer 1..${MAX_PLAYERS_PER_SESSION}`);
+  }
   const host = env.MEDIA_HOST || '127.0.0.1';
   const httpPort = port(env, 'MEDIA_HTTP_PORT', 8000);
   const controlHost = env.MEDIA_CONTROL_HOST || '127.0.0.1';
@@ -117,5 +127,6 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
     controlUrl: env.MEDIA_CONTROL_URL || `http://${controlHost}:${controlPort}`,
     playerMaxBacklogBytes: backlog,
     playerMaxConnections: maxConnections,
+    maxPlayersPerSession: perSession,
   };
 }

@@ -32,7 +32,8 @@ import { assertPortFree } from './net-ports.js';
 import { installNmsGuard } from './nms-guard.js';
 import { routeNmsLogs } from './nms-logging.js';
 import { cutPlayer, refuseSession } from './nms-sessions.js';
-import { PLAYBACK_APP, PlayerGate } from './player-gate.js';
+import { PlayerEventLog, type PlayerEventClaim } from './player-events.js';
+import { originOf as originOfSession, PLAYBACK_APP, PlayerGate, type Player, type PlayerSummary } from './player-gate.js';
 
 export interface MediaNodeOptions {
   nodeId: string;
@@ -53,6 +54,8 @@ export interface MediaNodeOptions {
   playerMaxBacklogBytes?: number;
   /** Open playback connections at once; default PLAYER_MAX_CONNECTIONS. */
   playerMaxConnections?: number;
+  /** Players one broker session may have at once (MEDIA_MAX_PLAYERS_PER_SESSION); default 2. */
+  maxPlayersPerSession?: number;
   logger: Logger;
 }
 
@@ -78,6 +81,7 @@ let nmsInstanceCreated = false;
 export class MediaNode {
   readonly #forwards: ForwardSet;
   readonly #players: PlayerGate;
+  readonly #playerEvents = new PlayerEventLog();
   readonly #log: Logger;
   #nms: NodeMediaServer | null = null;
   #storeDir: string | null = null;
@@ -101,6 +105,7 @@ export class MediaNode {
     this.#players = new PlayerGate({
       playSecret: options.playSecret,
       fenceOf: (channelId) => this.#forwards.fenceOf(channelId),
+      maxPlayersPerSession: options.maxPlayersPerSession,
     });
   }
 
@@ -134,7 +139,7 @@ export class MediaNode {
       playerMaxConnections: this.options.playerMaxConnections ?? PLAYER_MAX_CONNECTIONS,
     });
     nms.on('prePlay', this.#onPrePlay);
-    nms.on('donePlay', (session) => this.#players.released(session));
+    nms.on('donePlay', this.#onDonePlay);
     this.#nms = nms;
     await nms.run();
     this.#lastTraffic = this.#traffic();
@@ -162,9 +167,38 @@ export class MediaNode {
     return players.length;
   }
 
-  endSession(sessionId: string): number {
+  /** `owner` (from the broker) is stamped on the play.end events of the players this cuts. */
+  endSession(sessionId: string, owner?: { userId: string; agencyId: string }): number {
     this.#players.markEnded(sessionId);
+    if (owner) for (const player of this.#players.playersOf(sessionId)) player.owner = owner;
     return this.disconnectSession(sessionId);
+  }
+
+  /** The session's current players (GET /streams/:id lists them). */
+  players(sessionId: string): PlayerSummary[] {
+    return this.#players.playersOf(sessionId).map((p) => ({
+      id: p.id,
+      sessionId: p.sessionId,
+      channelId: p.channelId,
+      address: p.address,
+      protocol: p.protocol,
+      userAgent: p.userAgent,
+      since: p.since,
+      bytes: p.connection.outBytes,
+    }));
+  }
+
+  /** Cut one of the session's players; its session and other players go on. False when it is not there. */
+  cutPlayer(sessionId: string, playerId: string): boolean {
+    const player = this.#players.playersOf(sessionId).find((p) => p.id === playerId);
+    if (!player) return false;
+    cutPlayer(player.connection);
+    return true;
+  }
+
+  /** Player events not handed out yet (player-events.ts); each goes to one claimer. */
+  claimPlayerEvents(): PlayerEventClaim {
+    return this.#playerEvents.claim();
   }
 
   load(): MediaNodeLoad {
@@ -193,8 +227,36 @@ export class MediaNode {
 
   #onPrePlay = (session: NmsSession): void => {
     const verdict = this.#players.admit(session);
-    if (verdict.ok) return;
+    if (verdict.ok) {
+      const { player } = verdict;
+      this.#playerEvents.push({ kind: 'start', sessionId: player.sessionId, channelId: player.channelId, playerId: player.id, ...originOf(player) });
+      return;
+    }
     this.#log.info({ ip: session.ip, path: session.streamPath, reason: verdict.reason }, 'play refused');
     refuseSession(session, verdict.reason === 'no-token' ? 401 : 403);
+    // A refusal of a good token is the session's (its URL shared too widely, or used after its end); a
+    // bad or missing token names no session, and a stranger's flood of them must not crowd the queue.
+    if (verdict.sessionId !== undefined) {
+      this.#playerEvents.pushRefusal({ kind: 'refused', sessionId: verdict.sessionId, channelId: verdict.channelId, reason: verdict.reason, ...originOfSession(session) });
+    }
   };
+
+  #onDonePlay = (session: NmsSession): void => {
+    const player = this.#players.released(session);
+    if (!player) return;
+    this.#playerEvents.push({
+      kind: 'end',
+      sessionId: player.sessionId,
+      channelId: player.channelId,
+      playerId: player.id,
+      ...originOf(player),
+      bytes: session.outBytes,
+      seconds: Math.round((Date.now() - player.since) / 100) / 10,
+      ...player.owner,
+    });
+  };
+}
+
+function originOf(player: Player): { address: string; protocol: Player['protocol']; userAgent: string } {
+  return { address: player.address, protocol: player.protocol, userAgent: player.userAgent };
 }

@@ -2,13 +2,16 @@
  * What the broker knows about one media node: the forwards it asked it to run, and the node's last
  * reported load. Polling GET /load turns the node's `failed` list into onForwardFailed calls, once each
  * (the node numbers its failures; a restarted node starts again at 1). A node that is lost takes all
- * its forwards with it.
+ * its forwards with it. Each poll also claims the node's player events (player-events.ts) for the
+ * broker's audit log.
  */
 import type { Logger } from 'pino';
 import type { MediaNodeClient } from './media-node-client.js';
+import type { MediaPlayerEvents } from '../core/ports.js';
 import type { MediaNodeLoad } from './media-node.js';
 
 export type ForwardFailedListener = (channelId: string, fence: number) => void;
+export type PlayerEventsListener = (report: MediaPlayerEvents) => void;
 
 export class NodeWatch {
   readonly #active = new Map<string, number>();
@@ -20,6 +23,7 @@ export class NodeWatch {
     readonly client: MediaNodeClient,
     private readonly reportFailed: ForwardFailedListener,
     private readonly log: Logger,
+    private readonly reportPlayers: PlayerEventsListener = () => undefined,
   ) {}
 
   get alive(): boolean {
@@ -62,10 +66,19 @@ export class NodeWatch {
       this.#lastFailureSeq = failure.seq;
       this.#fail(failure.channelId, failure.fence, failure.reason);
     }
+    await claimPlayerEvents(this.client, load.id, this.reportPlayers, this.log);
   }
 
   /** The node process is gone (or replaced): every forward on it failed; a new process counts afresh. */
   nodeLost(): void {
+    const id = this.#lastLoad?.id;
+    if (id !== undefined) {
+      try {
+        this.reportPlayers({ nodeId: id, events: [], missed: 0, nodeLost: true });
+      } catch (error) {
+        this.log.error({ err: (error as Error).message, nodeId: id }, 'player-events listener threw');
+      }
+    }
     this.#alive = false;
     this.#lastLoad = null;
     this.#lastFailureSeq = 0;
@@ -77,5 +90,22 @@ export class NodeWatch {
     this.#active.delete(channelId);
     this.log.warn({ channelId, fence, reason, node: this.client.controlUrl }, 'forward failed');
     this.reportFailed(channelId, fence);
+  }
+}
+
+/** Claim a node's player events and hand them on (shared with the nodes adapter); a failed claim waits for the next poll. */
+export async function claimPlayerEvents(client: MediaNodeClient, nodeId: string, report: PlayerEventsListener, log: Logger): Promise<void> {
+  let claim;
+  try {
+    claim = await client.claimPlayerEvents();
+  } catch (error) {
+    log.warn({ err: (error as Error).message, node: client.controlUrl }, 'player events claim failed');
+    return;
+  }
+  if (claim.events.length === 0 && claim.missed === 0) return;
+  try {
+    report({ nodeId, events: claim.events, missed: claim.missed });
+  } catch (error) {
+    log.error({ err: (error as Error).message, nodeId }, 'player-events listener threw');
   }
 }

@@ -53,6 +53,7 @@ const EXPECTED: Record<Role, Partial<Record<Action, Scope>>> = {
     'stream:create': 'own',
     'stream:read': 'own',
     'stream:end': 'own',
+    'stream:cut-player': 'own',
     'analytics:create': 'own',
     'analytics:read': 'own',
     'analytics:end': 'own',

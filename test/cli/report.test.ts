@@ -19,10 +19,14 @@ const runCli = (...args: string[]) => runScript('src/cli/report.ts', args);
 const month = new Date().toISOString().slice(0, 7);
 
 const actor = (agencyId: string) => ({ id: `u-${agencyId}`, role: 'operator' as const, agencyId });
+const media = { id: 'media:embedded', role: 'system' as const, agencyId: 'agency-a' };
 const scenario: AuditDraft[] = [
   { actor: actor('agency-a'), action: 'stream.grant', target: 'session:s-1', outcome: 'ok', details: { channelId: 'c1', agencyId: 'agency-a' } },
   { actor: actor('agency-a'), action: 'stream.grant', target: 'session:s-2', outcome: 'ok', details: { channelId: 'c1', agencyId: 'agency-a' } },
-  { actor: actor('agency-a'), action: 'stream.release', target: 'session:s-1', outcome: 'ok', reason: 'released', details: { agencyId: 'agency-a', durationMs: 754_000 } },
+  // Viewing is the players' connected time (issue 9), not the lease's: two players, 500 s + 254 s.
+  { actor: media, action: 'play.end', target: 'session:s-1', outcome: 'ok', details: { sessionId: 's-1', kind: 'stream', channelId: 'c1', agencyId: 'agency-a', userId: 'u-agency-a', seconds: 500, bytes: 1000 } },
+  { actor: media, action: 'play.end', target: 'session:s-1', outcome: 'ok', details: { sessionId: 's-1', kind: 'stream', channelId: 'c1', agencyId: 'agency-a', userId: 'u-agency-a', seconds: 254, bytes: 1000 } },
+  { actor: actor('agency-a'), action: 'stream.release', target: 'session:s-1', outcome: 'ok', reason: 'released', details: { agencyId: 'agency-a', durationMs: 900_000 } },
   { actor: actor('agency-long-name'), action: 'stream.deny', target: 'channel:c2', outcome: 'denied', reason: 'capacity', details: { channelId: 'c2', agencyId: 'agency-long-name' } },
   { actor: actor('agency-long-name'), action: 'analytics.grant', target: 'reservation:r-1', outcome: 'ok', details: { channelId: 'c2', agencyId: 'agency-long-name' } },
 ];
@@ -30,7 +34,10 @@ const scenario: AuditDraft[] = [
 const table =
   'month    agencyId          sessions  distinctChannels  viewingMinutes  analyticsReservations  denied\n' +
   `${month}  agency-a                 2                 1            12.6                      0       0\n` +
-  `${month}  agency-long-name         0                 0             0.0                      1       1\n`;
+  `${month}  agency-long-name         0                 0             0.0                      1       1\n` +
+  '\n' +
+  'month    userId      agencyId  sessions  viewingMinutes  channels\n' +
+  `${month}  u-agency-a  agency-a         2            12.6  c1:12.6\n`;
 
 async function fill(store: AuditStore) {
   return store.append(scenario);

@@ -13,6 +13,9 @@ function entry(at: string, action: string, fields: Partial<AuditEntry> = {}): Au
 }
 const grant = (at: string, channelId: string, agencyId?: string) => entry(at, 'stream.grant', { details: { channelId, ...(agencyId && { agencyId }) } });
 const end = (at: string, action: string, durationMs: number, agencyId = 'agency-a') => entry(at, action, { reason: 'x', details: { channelId: '1', agencyId, durationMs } });
+/** A player's end as player-audit.ts writes it: the media node is the actor, the session's owner in the details. */
+const play = (at: string, seconds: number, agencyId = 'agency-a', userId = 'u-op', channelId = 'c1', kind = 'stream') =>
+  entry(at, 'play.end', { actor: { id: 'media:embedded', role: 'system', agencyId }, details: { sessionId: 's', kind, channelId, agencyId, userId, seconds, bytes: 1 } });
 
 async function* asAsync(entries: AuditEntry[]) {
   yield* entries;
@@ -21,19 +24,22 @@ async function* asAsync(entries: AuditEntry[]) {
 t.test('counts the month only, by agency, sorted', async (t) => {
   const log = [
     grant('2026-10-31T23:59:59.999Z', 'c1'),
-    end('2026-10-31T23:59:59.999Z', 'stream.release', 600_000),
+    play('2026-10-31T23:59:59.999Z', 600),
     grant('2026-11-01T00:00:00.000Z', 'c1'),
     grant('2026-11-02T08:00:00.000Z', 'c1'),
     grant('2026-11-02T09:00:00.000Z', 'c2'),
     entry('2026-11-02T09:00:01.000Z', 'stream.grant', { outcome: 'error', details: { channelId: 'c9' } }),
     grant('2026-11-03T10:00:00.000Z', 'c3', 'agency-b'),
-    // Ended in November: counted whatever month the session started in.
-    end('2026-11-05T00:00:00.000Z', 'stream.release', 90_000),
+    // Players that ended in November: counted whatever month they started in. Lease time is not viewing.
+    play('2026-11-05T00:00:00.000Z', 90),
+    play('2026-11-05T00:00:00.000Z', 30, 'agency-a', 'u-op', 'c2'),
+    play('2026-11-05T00:00:00.000Z', 6, 'agency-a', 'u-admin', 'c2'),
+    end('2026-11-05T00:00:00.000Z', 'stream.release', 3_600_000),
     end('2026-11-05T00:00:00.000Z', 'stream.expire', 30_000),
-    end('2026-11-05T00:00:00.000Z', 'stream.preempt', 1_000),
-    end('2026-11-05T00:00:00.000Z', 'stream.revoke', 2_000),
-    end('2026-11-05T00:00:00.000Z', 'stream.source-failed', 3_000),
-    end('2026-11-06T00:00:00.000Z', 'stream.release', 125_000, 'agency-b'),
+    play('2026-11-06T00:00:00.000Z', 125, 'agency-b', 'u-b'),
+    // An analytics reservation's relay is a player, not a viewer.
+    play('2026-11-06T00:00:00.000Z', 500, 'agency-c', 'svc', 'c1', 'analytics'),
+    play('2026-11-06T00:00:00.000Z', 0, 'agency-b', 'u-b'),
     entry('2026-11-07T00:00:00.000Z', 'analytics.grant', { details: { channelId: 'c1', agencyId: 'agency-c' } }),
     entry('2026-11-07T00:00:00.000Z', 'analytics.grant', { actor: { id: 'svc', role: 'service', agencyId: 'agency-c' } }),
     entry('2026-11-08T00:00:00.000Z', 'stream.deny', { outcome: 'denied', reason: 'capacity', details: { channelId: 'c1', agencyId: 'agency-b' } }),
@@ -46,11 +52,26 @@ t.test('counts the month only, by agency, sorted', async (t) => {
   t.same(report, {
     month: '2026-11',
     agencies: [
-      // 90+30+1+2+3 s = 126 s = 2.1 min
+      // 90+30+6 s = 126 s = 2.1 min
       { agencyId: 'agency-a', sessions: 3, distinctChannels: 2, viewingMinutes: 2.1, analyticsReservations: 0, denied: 0 },
       // 125 s = 2.0833 min → 2.1
       { agencyId: 'agency-b', sessions: 1, distinctChannels: 1, viewingMinutes: 2.1, analyticsReservations: 0, denied: 2 },
       { agencyId: 'agency-c', sessions: 0, distinctChannels: 0, viewingMinutes: 0, analyticsReservations: 2, denied: 0 },
+    ],
+    // Most viewing first; a grant counts as the actor's session.
+    users: [
+      { userId: 'u-b', agencyId: 'agency-b', sessions: 0, viewingMinutes: 2.1, channels: [{ channelId: 'c1', viewingMinutes: 2.1 }] },
+      {
+        userId: 'u-op',
+        agencyId: 'agency-a',
+        sessions: 4,
+        viewingMinutes: 2,
+        channels: [
+          { channelId: 'c1', viewingMinutes: 1.5 },
+          { channelId: 'c2', viewingMinutes: 0.5 },
+        ],
+      },
+      { userId: 'u-admin', agencyId: 'agency-a', sessions: 0, viewingMinutes: 0.1, channels: [{ channelId: 'c2', viewingMinutes: 0.1 }] },
     ],
   });
   t.same((await usageReport(log, '2026-09')).agencies, [], 'a month without activity');

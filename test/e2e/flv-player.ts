@@ -94,10 +94,10 @@ function player(status: number, flv: FlvTally, closed: Promise<void>, stop: () =
 }
 
 /** GET an HTTP-FLV URL; resolves with the response status once headers arrive (or the socket closes). */
-export function playHttpFlv(url: string): Promise<FlvPlayer> {
+export function playHttpFlv(url: string, headers: Record<string, string> = {}): Promise<FlvPlayer> {
   return new Promise((resolve) => {
     const flv = new FlvTally();
-    const req = request(url, (res) => {
+    const req = request(url, { headers }, (res) => {
       const closed = new Promise<void>((r) => {
         res.once('close', () => r());
         res.once('end', () => r());
@@ -112,9 +112,9 @@ export function playHttpFlv(url: string): Promise<FlvPlayer> {
   });
 }
 
-export function playWsFlv(url: string): FlvPlayer {
+export function playWsFlv(url: string, headers: Record<string, string> = {}): FlvPlayer {
   const flv = new FlvTally();
-  const ws = new WebSocket(url);
+  const ws = new WebSocket(url, { headers });
   ws.on('error', () => undefined);
   ws.on('message', (data: Buffer) => flv.push(Buffer.from(data)));
   const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));

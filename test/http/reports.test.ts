@@ -42,13 +42,26 @@ t.test('a scripted month, as platform-admin, agency admin and in CSV', async (t)
       { agencyId: 'agency-a', sessions: 3, distinctChannels: 2, viewingMinutes: 0, analyticsReservations: 1, denied: 1 },
       { agencyId: 'agency-b', sessions: 1, distinctChannels: 1, viewingMinutes: 0, analyticsReservations: 0, denied: 2 },
     ],
+    users: all.json().users,
     auditHead: all.json().auditHead,
   });
+  // Per user (issue 9): nobody played, so no viewing; a grant counts as its user's session.
+  const byId = (x: { userId: string }, y: { userId: string }) => (x.userId < y.userId ? -1 : 1);
+  t.same(
+    [...all.json().users].sort(byId),
+    [
+      { userId: a.operatorId, agencyId: 'agency-a', sessions: 2, viewingMinutes: 0, channels: [] },
+      { userId: a.adminId, agencyId: 'agency-a', sessions: 1, viewingMinutes: 0, channels: [] },
+      { userId: b.operatorId, agencyId: 'agency-b', sessions: 1, viewingMinutes: 0, channels: [] },
+    ].sort(byId),
+    'per-user rows',
+  );
   const head = all.json().auditHead;
   t.match(head, { seq: Number, hash: /^[0-9a-f]{64}$/, keyId: String, signature: String }, "the month's signed head (test/audit/signed-head.test.ts verifies it)");
 
   const own = await report(tb, a.adminToken, `?month=${month()}`);
   t.same(own.json().agencies.map((x: { agencyId: string }) => x.agencyId), ['agency-a'], 'an admin sees its own agency only');
+  t.same([...new Set(own.json().users.map((x: { agencyId: string }) => x.agencyId))], ['agency-a'], "an admin sees its own agency's users only");
 
   const csv = await report(tb, tb.adminToken, `?month=${month()}`, { accept: 'text/csv' });
   t.equal(csv.statusCode, 200);
@@ -64,7 +77,7 @@ t.test('a scripted month, as platform-admin, agency admin and in CSV', async (t)
   const preferJson = await report(tb, tb.adminToken, `?month=${month()}`, { accept: 'application/json, text/csv;q=0' });
   t.match(preferJson.headers['content-type'], /^application\/json/, 'q=0 means not acceptable');
 
-  t.same((await report(tb, tb.adminToken, '?month=2001-01')).json(), { month: '2001-01', agencies: [], auditHead: null });
+  t.same((await report(tb, tb.adminToken, '?month=2001-01')).json(), { month: '2001-01', agencies: [], users: [], auditHead: null });
 });
 
 t.test('access and validation: 401, 403 for operators and services, 400 for a bad or missing month', async (t) => {

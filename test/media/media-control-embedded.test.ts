@@ -1,7 +1,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { SourceUnavailableError } from '../../src/core/ports.js';
+import { SourceUnavailableError, type MediaPlayerEvents } from '../../src/core/ports.js';
 import { createEmbeddedMediaControl } from '../../src/media/media-control-embedded.js';
 import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulator } from '../../src/media/simulator.js';
@@ -27,6 +27,9 @@ t.teardown(() => media.close());
 
 const failures: Array<[string, number]> = [];
 media.onForwardFailed((channelId, fence) => failures.push([channelId, fence]));
+const playerReports: MediaPlayerEvents[] = [];
+media.onPlayerEvents((report) => playerReports.push(report));
+const playerEvents = () => playerReports.flatMap((r) => r.events);
 
 const grant = (sessionId: string, fence: number) => ({ sessionId, channelId: CHANNEL, fence, expiresAt: Date.now() + 60_000 });
 
@@ -55,6 +58,13 @@ t.test('startForward resolves once media flows; play URLs play over HTTP-FLV and
   await ws.closed;
   const replay = await playHttpFlv(urls.flv);
   t.equal(replay.status, 403, 'an ended session’s URL no longer plays');
+  await until(t, 'the players reported', () => playerEvents().filter((e) => e.sessionId === 's-1' && e.kind === 'end').length === 2);
+  t.same(
+    playerEvents().filter((e) => e.sessionId === 's-1' && e.kind !== 'refused').map((e) => e.kind).sort(),
+    ['end', 'end', 'start', 'start'],
+    'issue 9: each player’s start and end reach the broker once',
+  );
+  await until(t, 'the refused replay reported', () => playerEvents().some((e) => e.sessionId === 's-1' && e.kind === 'refused'));
 });
 
 t.test('an unreachable source rejects with SourceUnavailableError', async (t) => {
@@ -71,6 +81,7 @@ t.test('a media node that dies is restarted and its forwards are reported failed
   process.kill(pid!, 'SIGKILL');
   await until(t, 'the failure report', () => failures.length > 0, 20_000);
   t.same(failures, [[CHANNEL, 1]]);
+  t.ok(playerReports.some((r) => r.nodeLost === true), 'issue 9: a lost node is reported, for the audit to note its lost player events');
   await until(t, 'the restarted node', async () => media.nodePid() !== pid && (await media.ready()), 20_000);
 
   await media.startForward({ channelId: CHANNEL, network: 'video', sourceUrl: simulator.urls[0], fence: 2 });

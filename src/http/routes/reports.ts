@@ -28,6 +28,16 @@ const UsageReport = Type.Object({
       denied: Count,
     }),
   ),
+  users: Type.Array(
+    Type.Object({
+      userId: Type.String(),
+      agencyId: Type.String(),
+      sessions: Count,
+      viewingMinutes: Type.Number({ minimum: 0, description: 'Time its players were connected (play.end seconds), to 0.1 minute' }),
+      channels: Type.Array(Type.Object({ channelId: Type.String(), viewingMinutes: Type.Number({ minimum: 0 }) }), { description: 'Most watched first' }),
+    }),
+    { description: 'Per user of the agencies the caller may read, most viewing first. In CSV: a second table after a blank line' },
+  ),
   auditHead: Type.Union([SignedAuditHead, Type.Null()], {
     description: "The signed head at the month's end (its last entry); null when the month has no entry. In CSV: the last line, auditHead,seq=…,hash=…,at=…,keyId=…,signature=…",
   }),
@@ -56,7 +66,8 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ audit: AuditService; acce
       access.assert(principal, 'report:read', { agencyId: principal.agencyId });
       const report = await usageReport(audit.scan(), request.query.month, { signHead: (head) => audit.signHead(head) });
       report.agencies = report.agencies.filter((a) => access.can(principal, 'report:read', { agencyId: a.agencyId }));
-      if (!wantsCsv(request.headers.accept)) return { ...report, auditHead: report.auditHead ?? null };
+      report.users = (report.users ?? []).filter((u) => access.can(principal, 'report:read', { agencyId: u.agencyId }));
+      if (!wantsCsv(request.headers.accept)) return { ...report, users: report.users, auditHead: report.auditHead ?? null };
       return reply
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="usage-${report.month}.csv"`)

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Capacity, Heartbeat, IdempotencyHeaders, OpenReservationBody, OpenStreamBody, StreamListQuery } from '../schemas/streams.js';
+import { Capacity, Heartbeat, IdempotencyHeaders, OpenReservationBody, OpenStreamBody, PlayerParams, StreamListQuery } from '../schemas/streams.js';
 import { IdParams } from '../schemas/accounts.js';
 import { errors } from '../schemas/common.js';
 import { principalOf } from '../plugins/auth.js';
@@ -37,6 +37,13 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ streams: StreamService; a
   app.get('/streams/:id', {
     schema: { tags: ['streams'], params: IdParams, response: { 200: Type.Ref('Stream'), ...errors(401, 404) } },
     handler: async (request) => streams.get(principalOf(request), request.params.id),
+  });
+  app.delete('/streams/:id/players/:playerId', {
+    schema: { tags: ['streams'], params: PlayerParams, response: { 204: Type.Null(), ...errors(400, 401, 403, 404) } },
+    handler: async (request, reply) => {
+      await streams.cutPlayer(principalOf(request), request.params.id, request.params.playerId);
+      return reply.code(204).send(null);
+    },
   });
   app.post('/streams/:id/heartbeat', {
     schema: { tags: ['streams'], params: IdParams, response: { 200: Heartbeat, ...errors(401, 404, 503) } },

@@ -1,7 +1,19 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ChannelId, IsoTime, Priority, Strict } from './common.js';
+import { ChannelId, IsoTime, ObjectId, Priority, Strict } from './common.js';
 
 const Urls = Type.Object({ flv: Type.String(), wsFlv: Type.String() });
+
+export const PLAYER_ID_PATTERN = '^[A-Za-z0-9]{1,32}$';
+
+/** A player connected to the session's URLs, as its media node sees it (API.md "Streams"). */
+export const StreamPlayer = Type.Object({
+  id: Type.String({ description: "The media node's id of the connection: DELETE /streams/:id/players/:playerId cuts it" }),
+  address: Type.String({ description: 'Client address as the media node sees it' }),
+  protocol: Type.String({ description: 'http-flv, ws-flv or rtmp' }),
+  since: IsoTime,
+  bytes: Type.Integer({ minimum: 0, description: 'Media bytes sent to it so far' }),
+  userAgent: Type.String(),
+});
 
 export const Stream = Type.Object(
   {
@@ -15,6 +27,7 @@ export const Stream = Type.Object(
     createdAt: IsoTime,
     expiresAt: IsoTime,
     urls: Urls,
+    players: Type.Optional(Type.Array(StreamPlayer, { description: 'GET /streams/:id only: current players' })),
   },
   { $id: 'Stream' },
 );
@@ -38,6 +51,8 @@ export const StreamListQuery = Type.Object(
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' })),
 });
+
+export const PlayerParams = Type.Object({ id: ObjectId, playerId: Type.String({ pattern: PLAYER_ID_PATTERN }) });
 
 export const Heartbeat = Type.Object({ expiresAt: IsoTime });
 
