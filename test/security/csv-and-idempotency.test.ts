@@ -25,11 +25,12 @@ t.test('point 14: usage CSV cells that start like a formula are quoted text', as
   const res = await tb.app.inject({ url: `/api/v1/reports/usage?month=${month}`, headers: { ...auth(tb.adminToken), accept: 'text/csv' } });
   t.equal(res.statusCode, 200);
   t.match(res.headers['content-type'], /^text\/csv/);
-  // Every data row's second field; a cell is neutral when it is quoted and its text starts with '.
+  // Every data row's second field (the month's rows, not the signed-head footer); a cell is neutral when
+  // it is quoted and its text starts with '.
   const fields = res.body
     .split('\r\n')
     .slice(1)
-    .filter(Boolean)
+    .filter((row) => row.startsWith(`${month},`))
     .map((row) => row.slice(month.length + 1));
   t.equal(fields.length, hostile.length, 'one row per agency');
   for (const field of fields) {
