@@ -45,3 +45,29 @@ t.test('point 1: closing the embedded node reports the ends of the players it cu
   t.ok((end?.bytes ?? 0) > 0 && (end?.seconds ?? 0) > 0, `with bytes (${end?.bytes}) and seconds (${end?.seconds})`);
   await player.closed;
 });
+
+t.test('point 1: the embedded node enforces the limit the broker passes it (MEDIA_MAX_PLAYERS_PER_SESSION)', async (t) => {
+  const simulator = await startSimulator({ cameras: 1, rtmpPort: await findFreePort() });
+  t.teardown(() => simulator.stop());
+  const media = await createEmbeddedMediaControl({
+    rtmpPort: await findFreePort(),
+    httpPort: await findFreePort(),
+    sourceTimeoutMs: 5000,
+    playSecret: randomBytes(24).toString('hex'),
+    maxForwards: 2,
+    maxPlayersPerSession: 1,
+    logger: pino({ level: 'silent' }),
+  });
+  t.teardown(() => media.close());
+  await media.startForward({ channelId: CHANNEL, network: 'video', sourceUrl: simulator.urls[0], fence: 1 });
+  const urls = await media.playUrls({ sessionId: 's-one', channelId: CHANNEL, fence: 1, expiresAt: Date.now() + 60_000 });
+  const first = await playHttpFlv(urls.flv);
+  t.teardown(() => first.destroy());
+  t.equal((await first.firstBytes).toString('latin1'), 'FLV', 'the first player plays');
+  const second = await playHttpFlv(urls.flv);
+  t.equal(second.status, 403, 'with a limit of 1, the second player is refused');
+  second.destroy();
+  const other = await playHttpFlv((await media.playUrls({ sessionId: 's-two', channelId: CHANNEL, fence: 1, expiresAt: Date.now() + 60_000 })).flv);
+  t.equal(other.status, 200, "another session's player on the same channel is not counted against it");
+  other.destroy();
+});
