@@ -7,6 +7,8 @@ t.test('defaults follow API.md', async (t) => {
   const config = loadConfig({});
   t.match(config, { host: '127.0.0.1', port: 8080, store: 'memory', forwardingSlots: 3000, analyticsSlots: 1000, leaseTtlSeconds: 30, idleCloseSeconds: 10, media: 'embedded', sourceTimeoutSeconds: 8 });
   t.equal(envName('forwardingSlots'), 'BROKER_FORWARDING_SLOTS');
+  t.equal(config.maxPlayersPerSession, 2, 'BROKER_MAX_PLAYERS_PER_SESSION defaults to 2 (API.md)');
+  t.equal(envName('maxPlayersPerSession'), 'BROKER_MAX_PLAYERS_PER_SESSION');
 });
 
 t.test('BROKER_* variables override the files', async (t) => {
@@ -28,6 +30,8 @@ t.test('bad values are refused with the setting named', async (t) => {
     [{ BROKER_WS_AUTH_RECHECK_SECONDS: '0' }, /wsAuthRecheckSeconds \(BROKER_WS_AUTH_RECHECK_SECONDS\)/],
     [{ BROKER_WS_AUTH_RECHECK_SECONDS: '60' }, /wsAuthRecheckSeconds \(BROKER_WS_AUTH_RECHECK_SECONDS\)/],
     [{ BROKER_LOGIN_MAX_FAILURE_DELAY_MS: '-1' }, /loginMaxFailureDelayMs \(BROKER_LOGIN_MAX_FAILURE_DELAY_MS\)/],
+    [{ BROKER_MAX_PLAYERS_PER_SESSION: '0' }, /maxPlayersPerSession \(BROKER_MAX_PLAYERS_PER_SESSION\)/],
+    [{ BROKER_MAX_PLAYERS_PER_SESSION: 'two' }, /BROKER_MAX_PLAYERS_PER_SESSION must be an integer/],
   ];
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), ConfigError, Object.keys(env)[0]);
@@ -39,4 +43,15 @@ t.test('the process stops at boot on a bad value, naming it', async (t) => {
   const { code, stderr } = await runScript('src/main.ts', [], { ...process.env, BROKER_LEASE_TTL_SECONDS: '-5', BROKER_DATA_DIR: '/nonexistent' });
   t.equal(code, 78, 'EX_CONFIG');
   t.match(stderr, /leaseTtlSeconds \(BROKER_LEASE_TTL_SECONDS\)/);
+});
+
+t.test('a media node takes MEDIA_MAX_PLAYERS_PER_SESSION (default 2) and refuses a bad one by name', async (t) => {
+  const { mediaNodeConfigFromEnv, MediaNodeConfigError } = await import('../src/media/media-node-config.js');
+  const secrets = { MEDIA_CONTROL_SECRET: 'x'.repeat(32), MEDIA_PLAY_SECRET: 'y'.repeat(32) };
+  t.equal(mediaNodeConfigFromEnv(secrets).maxPlayersPerSession, 2);
+  t.equal(mediaNodeConfigFromEnv({ ...secrets, MEDIA_MAX_PLAYERS_PER_SESSION: '5' }).maxPlayersPerSession, 5);
+  for (const bad of ['0', '-1', '1.5', 'two', '101']) {
+    t.throws(() => mediaNodeConfigFromEnv({ ...secrets, MEDIA_MAX_PLAYERS_PER_SESSION: bad }), MediaNodeConfigError, bad);
+    t.throws(() => mediaNodeConfigFromEnv({ ...secrets, MEDIA_MAX_PLAYERS_PER_SESSION: bad }), { message: /MEDIA_MAX_PLAYERS_PER_SESSION/ });
+  }
 });

@@ -9,6 +9,7 @@
  *   GET    /sessions/:sessionId/players   → 200 {players: PlayerSummary[]}
  *   DELETE /sessions/:sessionId/players/:playerId → 200 {cut: true} | 404
  *   POST   /player-events/claim           → PlayerEventClaim (each event handed out once, player-events.ts)
+ *   POST   /players/cut-all               → 200 {cut} (before a planned stop, so the players' ends can be claimed)
  *   GET    /load                          → MediaNodeLoad
  *   GET    /healthz                       → {ok, id}
  */
@@ -111,6 +112,7 @@ export function createControlServer(node: MediaNode, controlSecret: string): Ser
 
     if (method === 'GET' && url.pathname === '/load') return send(res, 200, node.load());
     if (method === 'POST' && url.pathname === '/player-events/claim') return send(res, 200, node.claimPlayerEvents());
+    if (method === 'POST' && url.pathname === '/players/cut-all') return send(res, 200, { cut: node.cutAllPlayers() });
 
     if (parts.length >= 3 && parts[0] === 'sessions' && parts[2] === 'players') {
       const sessionId = sessionIdOf(parts[1]);

@@ -41,6 +41,7 @@ export async function createMedia(config: Config, secrets: MediaSecrets, logger:
         controlSecret: secrets.mediaControl,
         playSecret: secrets.play,
         sourceTimeoutMs,
+        maxPlayersPerSession: config.maxPlayersPerSession,
         logger,
       });
       return {

@@ -13,6 +13,9 @@ import { findFreePort } from './net-ports.js';
 import { NodeWatch, type ForwardFailedListener } from './node-watch.js';
 import { buildPlayUrls } from './play-urls.js';
 
+/** How long a planned stop waits for the cut players' ends to be queued. */
+const STOP_DRAIN_MS = 2000;
+
 export interface EmbeddedMediaOptions {
   /** Address of the node's RTMP and HTTP-FLV listeners. */
   host?: string;
@@ -102,6 +105,24 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
   }, options.pollIntervalMs ?? 1000);
   poller.unref();
 
+  /**
+   * A planned stop cuts the players first and claims their ends, so the audit log has a play.end for
+   * each (a crash cannot: see player-events.ts). Bounded: a node that does not answer is stopped anyway.
+   */
+  const recordPlayersBeforeStop = async () => {
+    if (!child.up) return;
+    try {
+      while (polling) await new Promise((resolve) => setTimeout(resolve, 20));
+      if ((await client.cutAllPlayers()) > 0) {
+        const deadline = Date.now() + STOP_DRAIN_MS;
+        while ((await client.load()).players > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await watch.poll();
+    } catch (error) {
+      log.warn({ err: (error as Error).message }, 'players could not be recorded before the media node stopped');
+    }
+  };
+
   try {
     await child.start();
   } catch (error) {
@@ -163,6 +184,7 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
     },
     async close() {
       clearInterval(poller);
+      await recordPlayersBeforeStop();
       await child.stop();
     },
     nodePid: () => child.pid,

@@ -36,6 +36,8 @@ export interface NodesMediaOptions {
   controlSecret: string;
   playSecret: string;
   sourceTimeoutMs: number;
+  /** BROKER_MAX_PLAYERS_PER_SESSION: each node enforces its own MEDIA_MAX_PLAYERS_PER_SESSION; a node that differs is named in the log. */
+  maxPlayersPerSession?: number;
   logger: Logger;
   pollIntervalMs?: number;
 }
@@ -128,6 +130,13 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
           sourceTimeoutMs: options.sourceTimeoutMs,
         });
         known.set(id, { registration, client, lastFailureSeq: 0, pending: 0, placed: 0 });
+        const nodeLimit = registration.maxPlayersPerSession;
+        if (options.maxPlayersPerSession !== undefined && nodeLimit !== options.maxPlayersPerSession) {
+          log.warn(
+            { nodeId: id, node: nodeLimit ?? null, broker: options.maxPlayersPerSession },
+            'media node admits a different number of players per session than BROKER_MAX_PLAYERS_PER_SESSION: set its MEDIA_MAX_PLAYERS_PER_SESSION to match',
+          );
+        }
       }
       live.add(id);
     }

@@ -69,6 +69,12 @@ export class MediaNodeClient {
     throw new MediaNodeUnavailableError(`cut player: ${res.status}`);
   }
 
+  async cutAllPlayers(): Promise<number> {
+    const res = await this.#call('POST', '/players/cut-all');
+    if (res.status !== 200) throw new MediaNodeUnavailableError(`cut all players: ${res.status}`);
+    return (res.body as { cut: number }).cut;
+  }
+
   async claimPlayerEvents(): Promise<PlayerEventClaim> {
     const res = await this.#call('POST', '/player-events/claim');
     if (res.status !== 200) throw new MediaNodeUnavailableError(`player events: ${res.status}`);

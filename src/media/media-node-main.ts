@@ -35,6 +35,7 @@ async function register(config: MediaNodeEnvConfig, node: MediaNode, logger: Log
         forwards: load.forwards,
         players: load.players,
         bytesPerSecond: load.bytesPerSecond,
+        maxPlayersPerSession: config.maxPlayersPerSession,
         at: Date.now(),
       };
     },

@@ -196,6 +196,13 @@ export class MediaNode {
     return true;
   }
 
+  /** Cut every player (the broker shuts its embedded node down): their ends are queued for a last claim. */
+  cutAllPlayers(): number {
+    const connections = this.#players.allConnections();
+    for (const connection of connections) cutPlayer(connection);
+    return connections.length;
+  }
+
   /** Player events not handed out yet (player-events.ts); each goes to one claimer. */
   claimPlayerEvents(): PlayerEventClaim {
     return this.#playerEvents.claim();

@@ -32,6 +32,8 @@ export interface NodeRegistration {
   forwards: number;
   players: number;
   bytesPerSecond: number;
+  /** MEDIA_MAX_PLAYERS_PER_SESSION; absent from nodes older than issue 9. */
+  maxPlayersPerSession?: number;
   at: number;
 }
 

@@ -10,7 +10,9 @@
  * events pile up, the oldest are dropped and counted; the next claim returns that count as `missed`,
  * and the broker audits the gap (`play.events-missed`) instead of silently lacking entries. An event
  * claimed by a broker that dies before it is written is lost the same way (at-most-once); a node that
- * restarts loses the events it had not handed out, and its players' ends (they were cut with it).
+ * crashes loses the events it had not handed out, and its players' ends (they were cut with it): the
+ * embedded adapter audits that as a `play.events-missed` of unknown count. A planned stop of the
+ * embedded node cuts its players and claims their ends first (media-control-embedded.ts close).
  * Every event carries a `seq` increasing per node process (`instance`), so a reader can see the order.
  */
 import { randomBytes } from 'node:crypto';

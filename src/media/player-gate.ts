@@ -145,6 +145,10 @@ export class PlayerGate {
     return this.playersOf(sessionId, channelId).map((p) => p.connection);
   }
 
+  allConnections(): NmsSession[] {
+    return [...this.#players.values()].map((p) => p.connection);
+  }
+
   connectionsOnChannel(channelId: string): NmsSession[] {
     return [...this.#players.values()].filter((p) => p.channelId === channelId).map((p) => p.connection);
   }

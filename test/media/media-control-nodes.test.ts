@@ -88,3 +88,27 @@ t.test('a node that dies has its forwards reported failed', async (t) => {
   await media.stopForward(VIDEO_CHANNEL, 1);
   t.same(failures, [[POLICE_CHANNEL, 1]], 'a stopped forward is not a failure');
 });
+
+t.test('issue 9: a node whose MEDIA_MAX_PLAYERS_PER_SESSION differs from the broker’s is named in the log', async (t) => {
+  const lines: Array<{ msg?: string; nodeId?: string; node?: number; broker?: number }> = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+  const other = await createNodesMediaControl({ redis, prefix, controlSecret, playSecret, sourceTimeoutMs: 5000, maxPlayersPerSession: 3, logger });
+  await other.close();
+  const warned = lines.filter((l) => l.msg?.includes('MEDIA_MAX_PLAYERS_PER_SESSION'));
+  // node-b may be gone by now (an earlier test stops it); node-a is registered throughout.
+  t.ok(warned.length >= 1, 'a warning per registered node');
+  t.ok(warned.some((l) => l.nodeId === 'node-a'), 'node-a is named');
+  t.ok(warned.every((l) => l.node === 2 && l.broker === 3), 'naming both limits');
+  const matching: typeof lines = [];
+  const quiet = await createNodesMediaControl({
+    redis,
+    prefix,
+    controlSecret,
+    playSecret,
+    sourceTimeoutMs: 5000,
+    maxPlayersPerSession: 2,
+    logger: pino({ level: 'warn' }, { write: (line: string) => void matching.push(JSON.parse(line) as (typeof lines)[number]) }),
+  });
+  await quiet.close();
+  t.equal(matching.filter((l) => l.msg?.includes('MEDIA_MAX_PLAYERS_PER_SESSION')).length, 0, 'nodes that match are not named');
+});
