@@ -188,8 +188,13 @@ t.test('operator, admin and platform admin work through the console', async (t) 
     const id = await (await page.waitForSelector('#players article[data-session-id]')).getAttribute('data-session-id');
     await page.goto('about:blank');
     await until(t, 'the keepalive release', async () => (await tb.app.inject({ url: `/api/v1/streams/${id}`, headers: auth(tb.adminToken) })).statusCode === 404, 10_000);
-    const releases = await tb.app.inject({ url: '/api/v1/audit?action=stream.release', headers: auth(tb.adminToken) });
-    t.ok(releases.json().items.some((entry: { target: string }) => entry.target.includes(id!)), 'released by the page, not expired');
+    // The session is gone before its end is on record (the effects follow the store's end): wait for the entry.
+    const endOf = async () => {
+      const entries = (await tb.app.inject({ url: `/api/v1/audit?action=stream.*&limit=500`, headers: auth(tb.adminToken) })).json().items as Array<{ action: string; target: string }>;
+      return entries.find((entry) => entry.target.includes(id!) && (entry.action === 'stream.release' || entry.action === 'stream.expire'));
+    };
+    await until(t, 'the end of the session on record', async () => (await endOf()) !== undefined, 10_000);
+    t.equal((await endOf())?.action, 'stream.release', 'released by the page, not expired');
   });
 
   await t.test('a full forwarding pool offers to queue, and the queued request plays when a slot frees', async (t) => {
