@@ -15,6 +15,7 @@ import { createBroker, type Broker, type BrokerOverrides } from '../src/broker.j
 import { buildApp, type BrokerApp } from '../src/app.js';
 import { createLogger } from '../src/logging.js';
 import type { AgencyInput } from '../src/accounts/accounts-service.js';
+import { findFreePort } from '../src/media/net-ports.js';
 
 export interface TestBroker {
   app: BrokerApp;
@@ -116,6 +117,16 @@ export async function buildTestBroker(
   };
 
   return { app, broker, config, dataDir, adminPassword, adminToken, login, agency };
+}
+
+/** BROKER_* settings of a broker that runs its own media node child on free loopback ports. */
+export async function embeddedMediaEnv(): Promise<Record<string, string>> {
+  return {
+    BROKER_MEDIA: 'embedded',
+    BROKER_MEDIA_RTMP_PORT: String(await findFreePort()),
+    BROKER_MEDIA_HTTP_PORT: String(await findFreePort()),
+    BROKER_MEDIA_CONTROL_PORT: String(await findFreePort()),
+  };
 }
 
 /**

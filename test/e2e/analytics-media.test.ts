@@ -3,9 +3,8 @@
  * takes no forwarding slot, and ending the reservation cuts the player and stops the relay.
  */
 import t from 'tap';
-import { auth, buildTestBroker, until } from '../helper.js';
+import { auth, buildTestBroker, until, embeddedMediaEnv } from '../helper.js';
 import { makeChannel } from '../fixtures.js';
-import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulatorProcess } from '../media/helpers.js';
 import { playHttpFlv } from './flv-player.js';
 
@@ -15,10 +14,7 @@ t.test('a reservation plays through its own relay', async (t) => {
   const cameras = await startSimulatorProcess(t, 1);
   const tb = await buildTestBroker(t, {
     env: {
-      BROKER_MEDIA: 'embedded',
-      BROKER_MEDIA_RTMP_PORT: String(await findFreePort()),
-      BROKER_MEDIA_HTTP_PORT: String(await findFreePort()),
-      BROKER_MEDIA_CONTROL_PORT: String(await findFreePort()),
+      ...(await embeddedMediaEnv()),
       BROKER_SOURCE_TIMEOUT_SECONDS: '8',
     },
     start: true,

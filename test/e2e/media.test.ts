@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { auth, buildTestBroker, until, type TestBroker } from '../helper.js';
+import { auth, buildTestBroker, until, type TestBroker, embeddedMediaEnv } from '../helper.js';
 import { makeChannel } from '../fixtures.js';
 import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulatorProcess, stopProcess } from '../media/helpers.js';
@@ -53,10 +53,7 @@ const channels = {
 
 const tb: TestBroker = await buildTestBroker(t, {
   env: {
-    BROKER_MEDIA: 'embedded',
-    BROKER_MEDIA_RTMP_PORT: String(await findFreePort()),
-    BROKER_MEDIA_HTTP_PORT: String(await findFreePort()),
-    BROKER_MEDIA_CONTROL_PORT: String(await findFreePort()),
+    ...(await embeddedMediaEnv()),
     BROKER_SOURCE_TIMEOUT_SECONDS: '2',
     BROKER_IDLE_CLOSE_SECONDS: '1',
   },

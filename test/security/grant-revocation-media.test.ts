@@ -4,9 +4,8 @@
  * play on. A camera simulator, the broker with its embedded media node, ffmpeg relays, real players.
  */
 import t from 'tap';
-import { auth, buildTestBroker, until } from '../helper.js';
+import { auth, buildTestBroker, until, embeddedMediaEnv } from '../helper.js';
 import { makeChannel } from '../fixtures.js';
-import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulatorProcess } from '../media/helpers.js';
 import { playHttpFlv } from '../e2e/flv-player.js';
 
@@ -18,10 +17,7 @@ t.test('point 6: narrowing networks cuts the players of the channels no longer v
   const gov = makeChannel(2, 1, 'gov', { sourceUrl: cameras.urls[1] });
   const tb = await buildTestBroker(t, {
     env: {
-      BROKER_MEDIA: 'embedded',
-      BROKER_MEDIA_RTMP_PORT: String(await findFreePort()),
-      BROKER_MEDIA_HTTP_PORT: String(await findFreePort()),
-      BROKER_MEDIA_CONTROL_PORT: String(await findFreePort()),
+      ...(await embeddedMediaEnv()),
       BROKER_SOURCE_TIMEOUT_SECONDS: '5',
     },
     start: true,

@@ -9,9 +9,8 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { auth, buildTestBroker, until, type TestBroker } from '../helper.js';
+import { auth, buildTestBroker, until, type TestBroker, embeddedMediaEnv } from '../helper.js';
 import { makeChannel } from '../fixtures.js';
-import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulatorProcess } from '../media/helpers.js';
 import { playHttpFlv, playWsFlv, type FlvPlayer } from '../e2e/flv-player.js';
 
@@ -56,10 +55,7 @@ const camera = await startSimulatorProcess(t, 1);
 const channel = makeChannel(1, 1, 'video', { sourceUrl: camera.urls[0] });
 const tb: TestBroker = await buildTestBroker(t, {
   env: {
-    BROKER_MEDIA: 'embedded',
-    BROKER_MEDIA_RTMP_PORT: String(await findFreePort()),
-    BROKER_MEDIA_HTTP_PORT: String(await findFreePort()),
-    BROKER_MEDIA_CONTROL_PORT: String(await findFreePort()),
+    ...(await embeddedMediaEnv()),
     BROKER_SOURCE_TIMEOUT_SECONDS: '4',
     BROKER_IDLE_CLOSE_SECONDS: '1',
   },
