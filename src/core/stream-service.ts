@@ -170,7 +170,7 @@ export class StreamService {
   }
 
   /** A failed heartbeat (session ended, expired or not the caller's) is audited: the client may be watching without a lease. */
-  async heartbeat(principal: Principal, id: string): Promise<{ expiresAt: string }> {
+  async heartbeat(principal: Principal, id: string): Promise<Pick<StreamView, 'expiresAt' | 'urls'>> {
     const session = await this.owned(principal, id, 'stream:read').catch(() => null);
     const renewed = session && (await this.o.slots.heartbeatSession(id, this.o.leaseTtlMs));
     if (!renewed) {
@@ -179,7 +179,10 @@ export class StreamService {
       await this.owned(principal, id, 'stream:read');
       throw notFound('session');
     }
-    return { expiresAt: new Date(renewed.expiresAt).toISOString() };
+    // Fresh URLs with the renewed expiry (API.md): a player that reconnects after its URL's token lapsed
+    // needs one, although the session lives on.
+    const { expiresAt, urls } = await this.view(renewed);
+    return { expiresAt, urls };
   }
 
   async release(principal: Principal, id: string): Promise<void> {

@@ -79,8 +79,9 @@ class Player {
 
   async heartbeat() {
     try {
-      const { expiresAt } = await api('POST', `/streams/${encodeURIComponent(this.session.id)}/heartbeat`);
-      this.session = { ...this.session, expiresAt };
+      // Fresh URLs too: a reconnect after the old token lapsed plays with them.
+      const { expiresAt, urls } = await api('POST', `/streams/${encodeURIComponent(this.session.id)}/heartbeat`);
+      this.session = { ...this.session, expiresAt, ...(urls && { urls }) };
       this.showLease();
       this.scheduleHeartbeat();
     } catch (error) {

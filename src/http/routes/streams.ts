@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Capacity, Heartbeat, IdempotencyHeaders, OpenReservationBody, OpenStreamBody, PlayerParams, StreamListQuery } from '../schemas/streams.js';
+import { Capacity, Heartbeat, IdempotencyHeaders, OpenReservationBody, OpenStreamBody, PlayerParams, StreamHeartbeat, StreamListQuery } from '../schemas/streams.js';
 import { IdParams } from '../schemas/accounts.js';
 import { errors } from '../schemas/common.js';
 import { principalOf } from '../plugins/auth.js';
@@ -46,7 +46,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ streams: StreamService; a
     },
   });
   app.post('/streams/:id/heartbeat', {
-    schema: { tags: ['streams'], params: IdParams, response: { 200: Heartbeat, ...errors(401, 404, 503) } },
+    schema: { tags: ['streams'], params: IdParams, response: { 200: StreamHeartbeat, ...errors(401, 404, 503) } },
     handler: async (request) => streams.heartbeat(principalOf(request), request.params.id),
   });
   app.delete('/streams/:id', {

@@ -55,6 +55,8 @@ export const IdempotencyHeaders = Type.Object({
 export const PlayerParams = Type.Object({ id: ObjectId, playerId: Type.String({ pattern: PLAYER_ID_PATTERN }) });
 
 export const Heartbeat = Type.Object({ expiresAt: IsoTime });
+/** A session's heartbeat also hands out fresh play URLs (tokens with the renewed expiry). */
+export const StreamHeartbeat = Type.Object({ expiresAt: IsoTime, urls: Urls });
 
 export const Reservation = Type.Object(
   {
