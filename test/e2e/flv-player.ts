@@ -120,3 +120,12 @@ export function playWsFlv(url: string, headers: Record<string, string> = {}): Fl
   const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
   return player(0, flv, closed, () => ws.terminate());
 }
+
+/** True when `promise` settles within `ms`, false otherwise (bounds a wait on the wire without failing it). */
+export async function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const outcome = await Promise.race([promise.then(() => true as const), timeout]);
+  clearTimeout(timer);
+  return outcome;
+}

@@ -11,18 +11,10 @@ import { auth, buildTestBroker, until, type TestBroker, embeddedMediaEnv } from 
 import { makeChannel } from '../fixtures.js';
 import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulatorProcess, stopProcess } from '../media/helpers.js';
-import { playHttpFlv, playWsFlv, type FlvPlayer } from './flv-player.js';
+import { playHttpFlv, playWsFlv, settles, type FlvPlayer } from './flv-player.js';
 
 /** Bounds every wait on the wire, so a broken media plane fails the test instead of hanging it. */
 const WIRE_DEADLINE_MS = 15_000;
-
-async function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  const outcome = await Promise.race([promise.then(() => true as const), timeout]);
-  clearTimeout(timer);
-  return outcome;
-}
 
 /** A play that is refused: no FLV byte ever reaches the player, and the connection ends. */
 async function assertNoMedia(t: Test, player: FlvPlayer, what: string, status?: number) {

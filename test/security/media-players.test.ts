@@ -12,17 +12,9 @@ import type { Test } from 'tap';
 import { auth, buildTestBroker, until, type TestBroker, embeddedMediaEnv } from '../helper.js';
 import { makeChannel } from '../fixtures.js';
 import { startSimulatorProcess } from '../media/helpers.js';
-import { playHttpFlv, playWsFlv, type FlvPlayer } from '../e2e/flv-player.js';
+import { playHttpFlv, playWsFlv, settles, type FlvPlayer } from '../e2e/flv-player.js';
 
 const WIRE_DEADLINE_MS = 15_000;
-
-async function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  const outcome = await Promise.race([promise.then(() => true as const), timeout]);
-  clearTimeout(timer);
-  return outcome;
-}
 
 async function assertPlays(t: Test, player: FlvPlayer, what: string, tags = 5) {
   t.ok(await settles(player.videoTags(tags), WIRE_DEADLINE_MS), `${what}: media arrives in time`);

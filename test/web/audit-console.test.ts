@@ -11,13 +11,12 @@
  */
 import t, { type Test } from 'tap';
 import { createPublicKey, verify } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { auth, buildTestBroker, makeTempDir, runScript, until, type TestBroker } from '../helper.js';
+import type { Page } from 'playwright-core';
+import { openBrowser, screenshot, signIn } from './browser.js';
+import { auth, buildTestBroker, runScript, until, type TestBroker } from '../helper.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENS = 'test-output/screens';
 const AGENCY = 'ui-audit';
 const PASSWORDS = { admin: 'admin-pass-0123', operator: 'operator-pass-0123' };
 
@@ -53,40 +52,6 @@ async function startBroker(t: Test) {
   const address = tb.app.server.address();
   if (!address || typeof address === 'string') throw new Error('no listening address');
   return { tb, base: `http://127.0.0.1:${address.port}`, operatorId: ids.operator! };
-}
-
-async function openBrowser(t: Test): Promise<{ context: BrowserContext; page: Page; pageErrors: string[] }> {
-  const userDataDir = await makeTempDir(t, 'se-chromium-');
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    viewport: { width: 1400, height: 900 },
-    locale: 'zh-CN',
-    acceptDownloads: true,
-  });
-  t.teardown(() => context.close());
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
-  const pageErrors: string[] = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
-  });
-  await mkdir(SCREENS, { recursive: true });
-  return { context, page, pageErrors };
-}
-
-const screenshot = (page: Page, name: string) => page.screenshot({ path: `${SCREENS}/${name}.png`, fullPage: true });
-
-async function signIn(page: Page, base: string, username: string, password: string) {
-  await page.goto(base);
-  await page.evaluate('sessionStorage.clear()');
-  await page.reload();
-  await page.fill('#login-username', username);
-  await page.fill('#login-password', password);
-  await page.click('#login-form button[type="submit"]');
-  await page.waitForSelector('#console-screen:not([hidden])');
 }
 
 async function signOut(page: Page) {
@@ -132,7 +97,7 @@ async function checkHeadFile(page: Page, file: string): Promise<{ verdict: strin
 t.test('the audit view: play events, the signed head downloaded and verified, by role', async (t) => {
   const { tb, base, operatorId } = await startBroker(t);
   await recordPlays(tb, operatorId);
-  const { page, pageErrors } = await openBrowser(t);
+  const { page, pageErrors } = await openBrowser(t, { acceptDownloads: true });
   const keep = t.testdir();
   const getHead = () => tb.app.inject({ url: '/api/v1/audit/head', headers: auth(tb.adminToken) });
   const { publicKeyPem } = (await tb.app.inject({ url: '/api/v1/audit/public-key', headers: auth(tb.adminToken) })).json();
@@ -271,7 +236,7 @@ t.test('the audit view: play events, the signed head downloaded and verified, by
 
 t.test('a browser without WebCrypto says the signature was not checked, and still checks the log', async (t) => {
   const { tb, base } = await startBroker(t);
-  const { page, pageErrors } = await openBrowser(t);
+  const { page, pageErrors } = await openBrowser(t, { acceptDownloads: true });
   // What a console on plain http (an agency LAN, not localhost) has: no crypto.subtle.
   await page.addInitScript('Object.defineProperty(globalThis.crypto, "subtle", { value: undefined })');
   const head = await tb.app.inject({ url: '/api/v1/audit/head', headers: auth(tb.adminToken) });

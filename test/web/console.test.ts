@@ -6,15 +6,13 @@
  * camera, the <video> element actually plays. A screenshot of each screen lands in test-output/screens/.
  */
 import t, { type Test } from 'tap';
-import { mkdir } from 'node:fs/promises';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { openBrowser, screenshot, signIn } from './browser.js';
 import type { Channel } from '../../src/core/model.js';
 import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulator } from '../../src/media/simulator.js';
-import { auth, buildTestBroker, makeTempDir, until } from '../helper.js';
+import { auth, buildTestBroker, until } from '../helper.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENS = 'test-output/screens';
 const AGENCY = 'ui-test';
 /**
  * Short leases, so the test sees the page's heartbeats keep a session alive (one every TTL/3) — yet
@@ -63,44 +61,9 @@ async function startBroker(t: Test, options: Parameters<typeof buildTestBroker>[
   return { tb, base: `http://127.0.0.1:${address.port}` };
 }
 
-async function openBrowser(t: Test): Promise<{ context: BrowserContext; page: Page; pageErrors: string[] }> {
-  const userDataDir = await makeTempDir(t, 'se-chromium-');
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    viewport: { width: 1400, height: 900 },
-    locale: 'zh-CN',
-  });
-  t.teardown(() => context.close());
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
-  // Uncaught exceptions and CSP violations are defects of the console, whatever the screen shows.
-  const pageErrors: string[] = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
-  });
-  await mkdir(SCREENS, { recursive: true });
-  return { context, page, pageErrors };
-}
-
-const screenshot = (page: Page, name: string) => page.screenshot({ path: `${SCREENS}/${name}.png`, fullPage: true });
-
 /** Waits until the element's text matches (Playwright retries; no DOM types needed here). */
 const hasText = (page: Page, selector: string, text: string | RegExp) => page.locator(selector).filter({ hasText: text }).first().waitFor();
 
-
-/** Signs in from a fresh page load, so one failed step does not leave the next user signed in as someone else. */
-async function signIn(page: Page, base: string, username: string, password: string) {
-  await page.goto(base);
-  await page.evaluate('sessionStorage.clear()');
-  await page.reload();
-  await page.fill('#login-username', username);
-  await page.fill('#login-password', password);
-  await page.click('#login-form button[type="submit"]');
-  await page.waitForSelector('#console-screen:not([hidden])');
-}
 
 async function signOut(page: Page) {
   await page.click('#logout');
