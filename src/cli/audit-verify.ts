@@ -5,19 +5,30 @@
  * key from --public-key or else from the data dir's key file (audit-signing-key.pem), and that the log still
  * holds entry seq with that hash; a log cut or changed since names the head's seq. Exit 0 intact, 1 broken (or a bad signature), 2 usage or I/O error.
  * Reads the files only; a broker may keep running meanwhile (a torn last line is an append in progress).
+ *
+ * `npm run audit:verify -- --redis <url> [--prefix P] [--head <file> [--public-key <pem file>]]` does the same
+ * on the Redis chain every broker of a city appends to (the audit stream under prefix P, default `se`); the
+ * key, without --public-key, is the public half of the one the brokers keep in the meta document
+ * auditSigningKey. Whoever can write that Redis can also replace that key, so an agency checks with the
+ * public key it fetched (GET /audit/public-key) when it kept the head. Read-only.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { KeyObject } from 'node:crypto';
 import { verifyChain, type ChainHead, type ChainVerdict } from '../core/audit-chain.js';
-import { headSignatureValid, keyIdOf, parsePublicKey, parseSignedHead, verifyExtension, type SignedAuditHead } from '../core/audit-head.js';
+import { AUDIT_KEY_DOC, headSignatureValid, keyIdOf, parsePublicKey, parseSignedHead, verifyExtension, type SignedAuditHead } from '../core/audit-head.js';
 import type { AuditEntry } from '../core/model.js';
 import { AUDIT_FILE } from '../store/memory/audit-store.js';
 import { AUDIT_KEY_FILE } from '../store/memory/audit-key.js';
 import { JournalCorruptError, readJournal } from '../store/memory/journal.js';
+import { connectRedis, type RedisClient } from '../store/redis/client.js';
+import { RedisAuditStore } from '../store/redis/audit-store.js';
+import { RedisDocumentStore } from '../store/redis/document-store.js';
 
-const USAGE = 'usage: audit-verify <data dir> [--head <head.json> [--public-key <public key .pem>]]\n';
+const USAGE =
+  'usage: audit-verify <data dir> [--head <head.json> [--public-key <public key .pem>]]\n' +
+  '       audit-verify --redis redis://HOST:PORT [--prefix P] [--head <head.json> [--public-key <public key .pem>]]\n';
 
 type FileVerdict = ChainVerdict & { tornTail: boolean; extendsProblem?: string | null };
 
@@ -41,8 +52,19 @@ async function verifyAuditFile(file: string, kept?: ChainHead): Promise<FileVerd
 
 class UsageError extends Error {}
 
+/** Where the brokers keep the signing key, when no --public-key is given: its PEM (or undefined) and a name for messages. */
+interface StoredKey {
+  place: string;
+  read(): Promise<string | undefined>;
+}
+
+const keyFileOf = (dataDir: string): StoredKey => {
+  const place = path.join(dataDir, AUDIT_KEY_FILE);
+  return { place, read: () => fs.readFile(place, 'utf8') };
+};
+
 /** The kept head and the key to check it with; UsageError/IO errors exit 2. */
-async function loadHead(headFile: string, publicKeyFile: string | undefined, dataDir: string): Promise<{ head: SignedAuditHead; key: KeyObject; keySource: string }> {
+async function loadHead(headFile: string, publicKeyFile: string | undefined, stored: StoredKey): Promise<{ head: SignedAuditHead; key: KeyObject; keySource: string }> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(await fs.readFile(headFile, 'utf8'));
@@ -53,10 +75,11 @@ async function loadHead(headFile: string, publicKeyFile: string | undefined, dat
   const isReport = parsed !== null && typeof parsed === 'object' && 'auditHead' in parsed && 'month' in parsed;
   const head = parseSignedHead(isReport ? (parsed as { auditHead: unknown }).auditHead : parsed);
   if (head instanceof Error) throw new UsageError(`${headFile} is not a signed head: ${head.message}`);
-  const keySource = publicKeyFile ?? path.join(dataDir, AUDIT_KEY_FILE);
-  let pem: string;
+  const keySource = publicKeyFile ?? stored.place;
+  let pem: string | undefined;
   try {
-    pem = await fs.readFile(keySource, 'utf8');
+    pem = publicKeyFile ? await fs.readFile(publicKeyFile, 'utf8') : await stored.read();
+    if (pem === undefined) throw new Error('no key is stored there');
   } catch (error) {
     const hint = publicKeyFile ? '' : ' (pass --public-key <pem file>, e.g. what GET /audit/public-key answered)';
     throw new UsageError(`cannot read the public key ${keySource}: ${(error as Error).message}${hint}`);
@@ -66,24 +89,50 @@ async function loadHead(headFile: string, publicKeyFile: string | undefined, dat
   return { head, key, keySource };
 }
 
+/** Every entry of the Redis chain, oldest first (it is what the brokers' GET /audit/verify walks too). */
+async function verifyRedisLog(client: RedisClient, prefix: string, kept?: ChainHead): Promise<FileVerdict> {
+  const entries = new RedisAuditStore(client, { prefix }).scan();
+  return { ...(await (kept ? verifyExtension(entries, kept) : verifyChain(entries))), tornTail: false };
+}
+
+/** The signing key the brokers keep in Redis (broker.ts loadAuditSigner); its public half checks heads. */
+const redisKeyOf = (client: RedisClient, prefix: string): StoredKey => ({
+  place: `the meta document ${AUDIT_KEY_DOC} under prefix ${prefix}`,
+  async read() {
+    const documents = await RedisDocumentStore.open(client, { prefix });
+    try {
+      return (await documents.get<{ privateKeyPem: string }>('meta', AUDIT_KEY_DOC))?.privateKeyPem;
+    } finally {
+      await documents.close();
+    }
+  },
+});
+
 async function main(argv: string[]): Promise<number> {
   let dirs: string[];
-  let values: { head?: string; 'public-key'?: string };
+  let values: { head?: string; 'public-key'?: string; redis?: string; prefix?: string };
   try {
-    ({ values, positionals: dirs } = parseArgs({ args: argv, options: { head: { type: 'string' }, 'public-key': { type: 'string' } }, allowPositionals: true, strict: true }));
+    ({ values, positionals: dirs } = parseArgs({
+      args: argv,
+      options: { head: { type: 'string' }, 'public-key': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    }));
   } catch (error) {
     process.stderr.write(`audit-verify: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
-  if (dirs.length !== 1 || (values['public-key'] !== undefined && values.head === undefined)) {
+  const onRedis = values.redis !== undefined;
+  if (dirs.length !== (onRedis ? 0 : 1) || (values['public-key'] !== undefined && values.head === undefined) || (!onRedis && values.prefix !== undefined)) {
     process.stderr.write(USAGE);
     return 2;
   }
+  if (onRedis) return verifyOnRedis(values.redis!, values.prefix ?? 'se', values.head, values['public-key']);
   const dir = dirs[0]!;
   let kept: Awaited<ReturnType<typeof loadHead>> | undefined;
   if (values.head !== undefined) {
     try {
-      kept = await loadHead(values.head, values['public-key'], dir);
+      kept = await loadHead(values.head, values['public-key'], keyFileOf(dir));
     } catch (error) {
       process.stderr.write(`audit-verify: ${(error as Error).message}\n`);
       return 2;
@@ -98,6 +147,41 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`audit-verify: cannot read ${file}: ${(error as Error).message}\n`);
     return 2;
   }
+  return report(verdict, kept);
+}
+
+async function verifyOnRedis(url: string, prefix: string, headFile: string | undefined, publicKeyFile: string | undefined): Promise<number> {
+  let client: RedisClient;
+  try {
+    client = await connectRedis({ url, name: 'sharp-eyes-audit-verify' });
+  } catch (error) {
+    process.stderr.write(`audit-verify: cannot connect to ${url}: ${(error as Error).message}\n`);
+    return 2;
+  }
+  try {
+    let kept: Awaited<ReturnType<typeof loadHead>> | undefined;
+    if (headFile !== undefined) {
+      try {
+        kept = await loadHead(headFile, publicKeyFile, redisKeyOf(client, prefix));
+      } catch (error) {
+        process.stderr.write(`audit-verify: ${(error as Error).message}\n`);
+        return 2;
+      }
+    }
+    let verdict: FileVerdict;
+    try {
+      verdict = await verifyRedisLog(client, prefix, kept?.head);
+    } catch (error) {
+      process.stderr.write(`audit-verify: cannot read the audit log under prefix ${prefix}: ${(error as Error).message}\n`);
+      return 2;
+    }
+    return report(verdict, kept);
+  } finally {
+    await client.close();
+  }
+}
+
+function report(verdict: FileVerdict, kept?: { head: SignedAuditHead; key: KeyObject; keySource: string }): number {
   if (kept) return headVerdict(kept, verdict);
   if (verdict.ok) {
     const note = verdict.tornTail ? ' (an incomplete last line was ignored)' : '';

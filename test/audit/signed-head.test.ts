@@ -53,7 +53,7 @@ async function moreEntries(app: BrokerApp, password: string, rounds = 3): Promis
  * closes it if the test did not.
  */
 async function openBroker(t: Test, dataDir: string, adminPassword: string, env: Record<string, string> = {}) {
-  const config = loadConfig({ BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', ...env }, { adminPassword, logLevel: 'silent' });
+  const config = loadConfig({ BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', BROKER_GB_SIP_PORT: '0', ...env }, { adminPassword, logLevel: 'silent' });
   const logger = pino({ level: 'silent' });
   const broker = await createBroker(config, logger);
   await broker.accounts.bootstrap(config.adminPassword, () => adminPassword);
