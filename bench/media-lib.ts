@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { ffmpegPath } from '../src/media/ffmpeg.js';
 import { cpuSeconds, root } from './lib.js';
@@ -80,11 +81,19 @@ export interface SimulatorProcess {
   child: ChildProcess;
   /** rtmp://127.0.0.1:<port>/cam, camera n at `${baseUrl}/${n}`. */
   baseUrl: string;
+  /** rtsp://127.0.0.1:<port>/cam: the same H.264 cameras over RTSP (with `h265Rtsp`). */
+  rtspBaseUrl?: string;
+  /** rtsp://127.0.0.1:<port>/cam265: the H.265 cameras (with `h265Rtsp`). */
+  h265RtspBaseUrl?: string;
   stop(): Promise<void>;
 }
 
 /** `npm run simulate` as a child; its camera publishers (ffmpeg) inherit the core it is pinned to. */
-export async function startSimulatorProcess(cameras: number, rtmpPort: number, core?: number): Promise<SimulatorProcess> {
+/**
+ * `h265Rtsp`: the simulator also serves every camera over RTSP (`rtspBaseUrl`) and `cameras` H.265 cameras
+ * (`h265RtspBaseUrl`).
+ */
+export async function startSimulatorProcess(cameras: number, rtmpPort: number, core?: number, h265Rtsp?: { rtspPort: number }): Promise<SimulatorProcess> {
   const [command, args] = pinned(core, process.execPath, [
     '--import',
     'tsx',
@@ -93,10 +102,17 @@ export async function startSimulatorProcess(cameras: number, rtmpPort: number, c
     String(cameras),
     '--rtmp-port',
     String(rtmpPort),
+    ...(h265Rtsp ? ['--h265-cameras', String(cameras), '--rtsp-port', String(h265Rtsp.rtspPort)] : []),
   ]);
   const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-  await waitForLine(child, new RegExp(`/cam/${cameras}$`), 'camera simulator');
-  return { child, baseUrl: `rtmp://127.0.0.1:${rtmpPort}/cam`, stop: () => stopChild(child) };
+  await waitForLine(child, new RegExp(`^rtmp://.*/cam/${cameras}$`), 'camera simulator');
+  const rtsp = h265Rtsp ? `rtsp://127.0.0.1:${h265Rtsp.rtspPort}` : undefined;
+  return {
+    child,
+    baseUrl: `rtmp://127.0.0.1:${rtmpPort}/cam`,
+    ...(rtsp ? { rtspBaseUrl: `${rtsp}/cam`, h265RtspBaseUrl: `${rtsp}/cam265` } : {}),
+    stop: () => stopChild(child),
+  };
 }
 
 export interface MediaNodeBenchProcess {
@@ -159,8 +175,11 @@ export function ffmpegCopyReader(
   sourceUrl: string,
   options: { core?: number; flushPackets?: boolean } = {},
 ): { child: ChildProcess; bytes(): number; firstByte: Promise<number> } {
-  const output = [...(options.flushPackets ? ['-flush_packets', '1'] : []), '-f', 'flv', 'pipe:1'];
-  const [command, args] = pinned(options.core, ffmpegPath, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', sourceUrl, '-c', 'copy', ...output]);
+  // ffmpeg cannot put H.265 into FLV: an RTSP (H.265) source is copied into MPEG-TS instead, as cheap.
+  const rtsp = sourceUrl.startsWith('rtsp:');
+  const output = [...(options.flushPackets ? ['-flush_packets', '1'] : []), '-f', rtsp ? 'mpegts' : 'flv', 'pipe:1'];
+  const input = rtsp ? ['-rtsp_transport', 'tcp', '-i', sourceUrl] : ['-i', sourceUrl];
+  const [command, args] = pinned(options.core, ffmpegPath, ['-hide_banner', '-nostdin', '-loglevel', 'error', ...input, '-c', 'copy', ...output]);
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
   let bytes = 0;
   const firstByte = new Promise<number>((resolve, reject) => {
@@ -237,4 +256,24 @@ export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[index]!;
+}
+
+/** Milliseconds from `since` to the first body byte of an HTTP-FLV play (the viewer's first frame). */
+export function firstBodyByte(url: string, since: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, (res) => {
+      if (res.statusCode !== 200) {
+        req.destroy();
+        reject(new Error(`play answered ${res.statusCode}`));
+        return;
+      }
+      res.once('data', () => {
+        resolve(performance.now() - since);
+        req.destroy();
+      });
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error('no FLV byte within 15 s')));
+    req.once('error', reject);
+    req.end();
+  });
 }

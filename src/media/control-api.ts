@@ -2,23 +2,30 @@
  * The media node's control API: plain node:http and JSON, for the broker only. Every route but
  * /healthz needs `Authorization: Bearer <MEDIA_CONTROL_SECRET>`, compared in constant time.
  *
- *   POST   /forwards                      {channelId, sourceUrl, fence} → 200 once media flows | 504 | 409
+ *   POST   /forwards                      {channelId, sourceUrl, fence} → 200 {…, codec?} once media flows | 504 | 409
  *   DELETE /forwards/:channelId?fence=N   → 200 {result: 'stopped'|'absent'} | 409 stale fence
+ *   POST   /transcodes                    {channelId, sessionId?} → 200 {stream} once H.264 plays | 503 TRANSCODE_CAPACITY_EXHAUSTED
+ *                                         | 409 NOT_TRANSCODABLE (not H.265) | 409 NO_FORWARD; the session's end releases it
+ *   POST   /rtp-servers                   {channelId, fence, transport: 'udp'|'tcp-passive', ssrcPrefix}
+ *                                         → 200 {channelId, fence, nodeId, host, port, ssrc} | 409 | 503 (GB/T 28181)
+ *   POST   /forwards/:channelId/await     {fence} → 200 once its first picture is published | 504 | 409
+ *   GET    /rtp-servers/:channelId        → 200 {port, ssrc, accepted, wrongSsrc, wrongPeer, malformed, lost, …} | 404
  *   POST   /sessions/:sessionId/disconnect {channelId?} → 200 {disconnected}
  *   POST   /sessions/:sessionId/end       {channelId?, userId?, agencyId?} → 200 {disconnected}   (its tokens stop working)
  *   GET    /sessions/:sessionId/players   → 200 {players: PlayerSummary[]}
  *   DELETE /sessions/:sessionId/players/:playerId → 200 {cut: true} | 404
  *   POST   /player-events/claim           → PlayerEventClaim (each event handed out once, player-events.ts)
  *   POST   /players/cut-all               → 200 {cut} (before a planned stop, so the players' ends can be claimed)
- *   GET    /load                          → MediaNodeLoad
+ *   GET    /load                          → NodeLoadReport
  *   GET    /healthz                       → {ok, id}
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { SourceUnavailableError } from '../core/ports.js';
-import { ForwardSupersededError, StaleFenceError } from './forwards.js';
-import type { MediaNode } from './media-node.js';
-import { isRelaySource } from './relay-args.js';
+import { ForwardSupersededError, RtpPortsExhaustedError, StaleFenceError } from './forwards.js';
+import { NotTranscodableError, type MediaNode } from './media-node.js';
+import { TranscodeCapacityError } from './transcodes.js';
+import { isRelaySource } from './relays.js';
 
 /** Control bodies are a few short fields. */
 const MAX_BODY_BYTES = 8 * 1024;
@@ -29,6 +36,8 @@ const MAX_SOURCE_URL_LENGTH = 2048;
 /** NMS connection ids (base_session.js generateRandomId) and the broker's principal / agency ids. */
 const PLAYER_ID = /^[A-Za-z0-9]{1,32}$/;
 const OWNER_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
+/** GB/T 28181 Annex F: `0` live / `1` playback, then digits 4-8 of the realm. */
+const SSRC_PREFIX = /^[01][0-9]{5}$/;
 
 class HttpError extends Error {
   constructor(
@@ -133,7 +142,49 @@ export function createControlServer(node: MediaNode, controlSecret: string): Ser
       if (typeof sourceUrl !== 'string' || sourceUrl.length > MAX_SOURCE_URL_LENGTH || !isRelaySource(sourceUrl)) {
         throw new HttpError(400, 'INVALID_SOURCE', 'sourceUrl must be rtmp://, rtsp:// or http(s)://');
       }
-      await node.startForward(channelId, sourceUrl, fence);
+      const { codec } = await node.startForward(channelId, sourceUrl, fence);
+      return send(res, 200, { channelId, fence, nodeId: node.id, ...(codec ? { codec } : {}) });
+    }
+
+    if (method === 'POST' && url.pathname === '/transcodes') {
+      const body = await readJson(req);
+      onlyFields(body, ['channelId', 'sessionId']);
+      const channelId = channelIdOf(body.channelId);
+      if (body.sessionId !== undefined && typeof body.sessionId !== 'string') throw new HttpError(400, 'BAD_REQUEST', 'bad sessionId');
+      const sessionId = body.sessionId === undefined ? undefined : sessionIdOf(body.sessionId);
+      try {
+        return send(res, 200, await node.startTranscode(channelId, sessionId));
+      } catch (error) {
+        if (error instanceof TranscodeCapacityError) throw new HttpError(503, 'TRANSCODE_CAPACITY_EXHAUSTED', error.message);
+        if (error instanceof NotTranscodableError) throw new HttpError(409, error.reason === 'no-forward' ? 'NO_FORWARD' : 'NOT_TRANSCODABLE', error.message);
+        throw new HttpError(502, 'TRANSCODE_FAILED', (error as Error).message);
+      }
+    }
+
+    if (method === 'POST' && url.pathname === '/rtp-servers') {
+      const body = await readJson(req);
+      onlyFields(body, ['channelId', 'fence', 'transport', 'ssrcPrefix']);
+      const channelId = channelIdOf(body.channelId);
+      const fence = fenceOf(body.fence);
+      const { transport, ssrcPrefix } = body;
+      if (transport !== 'udp' && transport !== 'tcp-passive') throw new HttpError(400, 'BAD_REQUEST', 'transport must be udp or tcp-passive');
+      if (typeof ssrcPrefix !== 'string' || !SSRC_PREFIX.test(ssrcPrefix)) throw new HttpError(400, 'BAD_REQUEST', 'ssrcPrefix must be 6 digits, the first 0 or 1');
+      const server = await node.openRtpServer(channelId, fence, transport, ssrcPrefix);
+      return send(res, 200, { channelId, fence, nodeId: node.id, ...server });
+    }
+
+    if (method === 'GET' && parts.length === 2 && parts[0] === 'rtp-servers') {
+      const stats = node.rtpStats(channelIdOf(parts[1]));
+      if (!stats) throw new HttpError(404, 'NOT_FOUND');
+      return send(res, 200, stats);
+    }
+
+    if (method === 'POST' && parts.length === 3 && parts[0] === 'forwards' && parts[2] === 'await') {
+      const body = await readJson(req);
+      onlyFields(body, ['fence']);
+      const channelId = channelIdOf(parts[1]);
+      const fence = fenceOf(body.fence);
+      await node.awaitForward(channelId, fence);
       return send(res, 200, { channelId, fence, nodeId: node.id });
     }
 
@@ -167,6 +218,7 @@ export function createControlServer(node: MediaNode, controlSecret: string): Ser
       if (error instanceof HttpError) return send(res, error.status, { error: error.code, message: error.message });
       if (error instanceof SourceUnavailableError) return send(res, 504, { error: 'SOURCE_UNAVAILABLE' });
       if (error instanceof StaleFenceError) return send(res, 409, { error: 'STALE_FENCE', message: error.message });
+      if (error instanceof RtpPortsExhaustedError) return send(res, 503, { error: 'RTP_PORTS_EXHAUSTED', message: error.message });
       if (error instanceof ForwardSupersededError) {
         return send(res, 409, { error: 'FORWARD_SUPERSEDED', message: error.message });
       }

@@ -29,6 +29,7 @@ export async function createMedia(config: Config, secrets: MediaSecrets, logger:
         publicBaseUrl: config.publicMediaUrl || undefined,
         maxForwards: config.forwardingSlots,
         maxPlayersPerSession: config.maxPlayersPerSession,
+        maxTranscodes: config.mediaMaxTranscodes,
         logger,
       });
     case 'nodes': {

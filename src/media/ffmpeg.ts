@@ -36,9 +36,9 @@ export function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
   });
 }
 
-/** `stdout: true` pipes ffmpeg's stdout (a relay writing FLV to `pipe:1`); otherwise it is discarded. */
-export function spawnFfmpeg(args: string[], options: { stdout?: boolean } = {}): ChildProcess {
+/** `stdout: true` pipes ffmpeg's stdout (FLV to `pipe:1`), `stdin: true` its stdin (`pipe:0`); otherwise discarded. */
+export function spawnFfmpeg(args: string[], options: { stdout?: boolean; stdin?: boolean } = {}): ChildProcess {
   return spawn(ffmpegPath, ['-hide_banner', '-nostdin', '-loglevel', 'error', ...args], {
-    stdio: ['ignore', options.stdout ? 'pipe' : 'ignore', 'pipe'],
+    stdio: [options.stdin ? 'pipe' : 'ignore', options.stdout ? 'pipe' : 'ignore', 'pipe'],
   });
 }

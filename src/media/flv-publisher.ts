@@ -3,10 +3,10 @@
  * A publisher claims a stream path in-process (nms-guard.ts `openFencedBroadcast`): nothing else (no RTMP
  * or FLV client, no player) may publish into NMS, and only this publisher's packets reach the viewers.
  *
- * Two ways in: `feed()` takes an FLV byte stream (what a relay's `ffmpeg -f flv pipe:1` writes), and
- * `writeTag()` takes one tag (for in-process demuxers). Tags are classified by NMS's own FLV code
+ * Two ways in: `feed()` takes an FLV byte stream (an HTTP-FLV source, the transcoder's `ffmpeg -f flv pipe:1`),
+ * and `writeTag()` takes one tag (the RTMP relay, and the RTSP relay and demuxers through flv-mux.ts). Tags are classified by NMS's own FLV code
  * (`Flv.parserTag`), so headers, keyframes, the GOP cache and metadata behave exactly as an NMS publish.
- * No credential is involved: the relay is a child process whose stdout only this node reads.
+ * No credential is involved: relays run in this process (relays.ts), and a transcoder's stdout only this node reads.
  * @see https://veovera.org/docs/legacy/video-file-format-v10-1-spec.pdf (FLV header and tags)
  * @see node_modules/node-media-server/src/protocol/flv.js, server/broadcast_server.js
  */
@@ -88,14 +88,33 @@ export class FlvTagReader {
   }
 }
 
+/** What a channel's camera sends, as API.md's Channel `codec` names it. */
+export type SourceCodec = 'h264' | 'h265';
+
+/** FLV CodecID 7 is AVC, 12 the pre-standard HEVC id some servers use; enhanced FLV names `hvc1` by FourCC. */
+const FLV_CODEC_AVC = 7;
+const FLV_CODEC_HEVC_LEGACY = 12;
+const FOURCC_HVC1 = Buffer.from('hvc1', 'latin1').readUInt32BE(0);
+
+export function codecOfPacket(packet: NmsPacket): SourceCodec | undefined {
+  if (packet.codec_type !== FLV_TAG_VIDEO) return undefined;
+  if (packet.codec_id === FLV_CODEC_AVC) return 'h264';
+  if (packet.codec_id === FOURCC_HVC1 || packet.codec_id === FLV_CODEC_HEVC_LEGACY) return 'h265';
+  return undefined;
+}
+
 export interface FlvPublisher {
   readonly streamPath: string;
+  /** The video codec seen so far (undefined before the first video tag, or for a codec we do not name). */
+  readonly codec: SourceCodec | undefined;
   /** Video keyframes published so far (a forward is live once this passes 0). */
   readonly keyframes: number;
   /** Bytes of an FLV stream (header first). Throws FlvStreamError on a broken stream. */
   feed(chunk: Buffer): void;
   /** One tag, for in-process sources that produce tags rather than an FLV byte stream. */
   writeTag(tag: FlvTag): void;
+  /** Every tag published from now on also goes to `listener` (in-process readers: a transcoder). */
+  subscribe(listener: (tag: FlvTag) => void): void;
   /** Ends the publish; NMS keeps the path resumable by the next publisher for its grace window. */
   close(): void;
 }
@@ -113,7 +132,9 @@ export function openFlvPublisher(app: string, name: string): FlvPublisher {
   const fenced: FencedBroadcast = openFencedBroadcast(streamPath, session);
   const reader = new FlvTagReader();
   let keyframes = 0;
+  let codec: SourceCodec | undefined;
   let closed = false;
+  const listeners: Array<(tag: FlvTag) => void> = [];
 
   const writeTag = (tag: FlvTag) => {
     if (closed) return;
@@ -122,12 +143,17 @@ export function openFlvPublisher(app: string, name: string): FlvPublisher {
     const packet = Flv.parserTag(tag.type, tag.timestamp, tag.data.length, tag.data);
     fenced.deliver(packet);
     if (packet.codec_type === FLV_TAG_VIDEO && packet.flags === NMS_FLAG_KEYFRAME) keyframes += 1;
+    codec = codecOfPacket(packet) ?? codec;
+    for (const listener of listeners) listener(tag);
   };
 
   return {
     streamPath,
     get keyframes() {
       return keyframes;
+    },
+    get codec() {
+      return codec;
     },
     feed(chunk) {
       if (closed) return;
@@ -136,6 +162,9 @@ export function openFlvPublisher(app: string, name: string): FlvPublisher {
       for (const tag of reader.push(chunk)) writeTag(tag);
     },
     writeTag,
+    subscribe(listener) {
+      listeners.push(listener);
+    },
     close() {
       if (closed) return;
       closed = true;

@@ -1,18 +1,23 @@
 /**
- * The forwards of one media node: for each channel, an ffmpeg relay that pulls the camera source and
- * writes FLV to its stdout, which the node publishes in-process (flv-publisher.ts), guarded by the
- * channel's fencing token. No publish secret exists: nothing outside this process can publish, so none is
- * needed, and none lands on a command line.
+ * The forwards of one media node: for each channel, an in-process relay (relays.ts) that pulls the camera
+ * source and publishes it through the channel's in-process publisher (flv-publisher.ts), guarded by the
+ * channel's fencing token. No process per channel, and no publish secret: nothing outside this process
+ * can publish, so none is needed.
  *
  * Lifecycle: starting (until the first video keyframe reaches node-media-server, or the source timeout)
  * → live ⇄ retrying (the source dropped; a few attempts with backoff) → ended (stopped, replaced by a
  * newer fence, or failed). A failure after the start is recorded so the broker learns it from GET /load.
+ *
+ * A GB/T 28181 channel is pushed, not pulled: `openRtp` opens an RTP port (rtp-ps-source.ts) with an SSRC unique on
+ * this node, the broker INVITEs the device to it, and the forward goes live on the first picture. It is not
+ * retried (only the broker can INVITE again): RTP silence after the start is a failure like a lost relay.
  */
-import type { ChildProcess } from 'node:child_process';
 import { SourceUnavailableError } from '../core/ports.js';
-import { captureStderrTail, spawnFfmpeg, stopChild } from './ffmpeg.js';
-import type { FlvPublisher } from './flv-publisher.js';
-import { RELAY_OUTPUT, relayArgs } from './relay-args.js';
+import { FLV_TAG_VIDEO, type FlvPublisher, type FlvTag, type SourceCodec } from './flv-publisher.js';
+import { startRelay, type Relay } from './relays.js';
+import type { RtspTransport } from './rtsp-client.js';
+import { RtpPsSource, type RtpLimits } from './rtp-ps-source.js';
+import type { RtpTransport } from './rtp-receiver.js';
 
 export type ForwardState = 'starting' | 'live' | 'retrying' | 'ended';
 
@@ -20,6 +25,8 @@ export interface ForwardSummary {
   channelId: string;
   fence: number;
   state: ForwardState;
+  /** The camera's video codec, once its first video reached the publisher. */
+  codec?: SourceCodec;
 }
 
 export interface ForwardFailure {
@@ -51,6 +58,8 @@ export interface ForwardSetOptions {
   /** Claims the channel's stream path for one relay run (throws if another publisher holds it). */
   openPublisher: (channelId: string) => FlvPublisher;
   sourceTimeoutMs: number;
+  /** RTSP transport for sources whose URL does not choose one. */
+  rtspTransport: RtspTransport;
   /** Relay restarts allowed after the forward went live, before it is reported failed. */
   maxRetries: number;
   /** First retry delay; doubles per attempt. */
@@ -59,21 +68,49 @@ export interface ForwardSetOptions {
   stableMs: number;
   onEnded: (channelId: string, fence: number) => void;
   log: (message: string, fields: Record<string, unknown>) => void;
+  /** RTP ports for GB/T 28181 streams. */
+  rtp: RtpLimits;
+}
+
+/** GB/T 28181 Annex F: the last 4 of the SSRC's 10 digits tell a node's streams apart. */
+const SSRC_INDEXES = 10_000;
+const SSRC_PREFIX = /^[01][0-9]{5}$/;
+
+/** Every SSRC index of this node is in use. */
+export class RtpPortsExhaustedError extends Error {
+  constructor() {
+    super('no free SSRC on this media node');
+    this.name = 'RtpPortsExhaustedError';
+  }
+}
+
+export interface RtpServer {
+  port: number;
+  /** The 10-digit SSRC to offer (y= line); the port accepts no other. */
+  ssrc: string;
 }
 
 interface Forward extends ForwardSummary {
   sourceUrl: string;
-  relay: ChildProcess | null;
+  relay: Relay | null;
+  rtp: { source: RtpPsSource; server: RtpServer; index: number } | null;
   publisher: FlvPublisher | null;
   attempts: number;
   liveSince: number;
-  ready: Promise<void>;
-  resolveReady: () => void;
+  ready: Promise<ForwardSummary>;
+  resolveReady: (summary: ForwardSummary) => void;
   rejectReady: (error: Error) => void;
   timers: Set<NodeJS.Timeout>;
+  /** In-process readers of the forward's tags (transcoders), across relay restarts. */
+  taps: Set<(tag: FlvTag) => void>;
+  /** Timestamps of the last video frames, for the frame rate a transcoder is told. */
+  frameTimes: number[];
+  /** The last video sequence header: a tap that joins late needs it before any frame. */
+  videoHeader: FlvTag | null;
 }
 
 const MAX_FAILURES_KEPT = 200;
+const FRAME_TIMES_KEPT = 16;
 
 export class ForwardSet {
   readonly #forwards = new Map<string, Forward>();
@@ -81,21 +118,84 @@ export class ForwardSet {
   readonly #latestFence = new Map<string, number>();
   readonly #failures: ForwardFailure[] = [];
   #failureSeq = 0;
+  readonly #ssrcIndexes = new Set<number>();
 
   constructor(private readonly options: ForwardSetOptions) {}
 
   /** Resolves once media flows; idempotent for the current fence; a newer fence replaces the forward. */
-  start(channelId: string, sourceUrl: string, fence: number): Promise<void> {
-    const latest = this.#latestFence.get(channelId);
-    if (latest !== undefined && fence < latest) return Promise.reject(new StaleFenceError(channelId, fence, latest));
-    const current = this.#forwards.get(channelId);
-    if (current && current.fence === fence) return current.ready;
-    if (current) this.#end(current);
-    this.#latestFence.set(channelId, fence);
+  start(channelId: string, sourceUrl: string, fence: number): Promise<ForwardSummary> {
+    const current = this.#current(channelId, fence);
+    if (current instanceof Error) return Promise.reject(current);
+    if (current) return current.ready;
+    const forward = this.#create(channelId, sourceUrl, fence);
+    this.#spawnRelay(forward);
+    return forward.ready;
+  }
 
-    let resolveReady!: () => void;
+  /**
+   * Opens the RTP port of a GB/T 28181 forward and returns it with its SSRC (`ssrcPrefix`: the SSRC's first 6
+   * digits, from the realm); idempotent for the current fence. `awaitStart` then waits for the first picture.
+   */
+  async openRtp(channelId: string, fence: number, transport: RtpTransport, ssrcPrefix: string): Promise<RtpServer> {
+    if (!SSRC_PREFIX.test(ssrcPrefix)) throw new RangeError('an SSRC prefix is 6 digits, the first 0 or 1');
+    const current = this.#current(channelId, fence);
+    if (current instanceof Error) throw current;
+    if (current?.rtp) return current.rtp.server;
+    if (current) throw new ForwardSupersededError(channelId, fence);
+    const index = this.#allocateSsrcIndex();
+    const ssrc = `${ssrcPrefix}${String(index).padStart(4, '0')}`;
+    const forward = this.#create(channelId, `gb28181:${transport}`, fence);
+    const source = new RtpPsSource({
+      ...this.options.rtp,
+      transport,
+      ssrc: Number(ssrc),
+      openPublisher: () => {
+        forward.publisher = this.options.openPublisher(channelId);
+        return forward.publisher;
+      },
+      onLive: () => this.#markLive(forward),
+      onFailed: (reason) => {
+        if (forward.state === 'ended') return;
+        this.options.log('GB/T 28181 stream failed', { channelId, fence, reason });
+        if (forward.state === 'live') {
+          this.#recordFailure(forward);
+          this.#end(forward);
+        } else this.#end(forward, new SourceUnavailableError(`the GB/T 28181 stream of ${channelId} failed: ${reason}`));
+      },
+    });
+    forward.rtp = { source, server: { port: 0, ssrc }, index };
+    try {
+      forward.rtp.server.port = await source.listen();
+    } catch (error) {
+      this.#end(forward);
+      throw error;
+    }
+    return forward.rtp.server;
+  }
+
+  /** Resolves once the channel's forward of this fence is live (a GB/T 28181 forward after `openRtp`). */
+  awaitStart(channelId: string, fence: number): Promise<ForwardSummary> {
+    const current = this.#current(channelId, fence);
+    if (current instanceof Error) return Promise.reject(current);
+    if (!current) return Promise.reject(new ForwardSupersededError(channelId, fence));
+    return current.ready;
+  }
+
+  /** The forward of this fence (undefined: none yet, so one may be created), or the error a stale fence gets. */
+  #current(channelId: string, fence: number): Forward | Error | undefined {
+    const latest = this.#latestFence.get(channelId);
+    if (latest !== undefined && fence < latest) return new StaleFenceError(channelId, fence, latest);
+    const current = this.#forwards.get(channelId);
+    if (current && current.fence === fence) return current;
+    if (current) this.#end(current);
+    return undefined;
+  }
+
+  #create(channelId: string, sourceUrl: string, fence: number): Forward {
+    this.#latestFence.set(channelId, fence);
+    let resolveReady!: (summary: ForwardSummary) => void;
     let rejectReady!: (error: Error) => void;
-    const ready = new Promise<void>((resolve, reject) => {
+    const ready = new Promise<ForwardSummary>((resolve, reject) => {
       resolveReady = resolve;
       rejectReady = reject;
     });
@@ -107,6 +207,7 @@ export class ForwardSet {
       sourceUrl,
       state: 'starting',
       relay: null,
+      rtp: null,
       publisher: null,
       attempts: 0,
       liveSince: 0,
@@ -114,6 +215,9 @@ export class ForwardSet {
       resolveReady,
       rejectReady,
       timers: new Set(),
+      taps: new Set(),
+      frameTimes: [],
+      videoHeader: null,
     };
     this.#forwards.set(channelId, forward);
     this.#after(forward, this.options.sourceTimeoutMs, () => {
@@ -121,8 +225,27 @@ export class ForwardSet {
       this.options.log('source sent nothing in time', { channelId, fence });
       this.#end(forward, new SourceUnavailableError(`no media from the source of ${channelId} within the timeout`));
     });
-    this.#spawnRelay(forward);
-    return ready;
+    return forward;
+  }
+
+  /** A random free index: SSRCs are guessable by design (realm digits), their order need not be. */
+  #allocateSsrcIndex(): number {
+    if (this.#ssrcIndexes.size >= SSRC_INDEXES) throw new RtpPortsExhaustedError();
+    let index = Math.floor(Math.random() * SSRC_INDEXES);
+    while (this.#ssrcIndexes.has(index)) index = (index + 1) % SSRC_INDEXES;
+    this.#ssrcIndexes.add(index);
+    return index;
+  }
+
+  /** What the channel's RTP port has seen (accepted, refused by SSRC or peer, lost), if it has one. */
+  rtpStats(channelId: string): (RtpServer & RtpPsSource['stats']) | undefined {
+    const rtp = this.#forwards.get(channelId)?.rtp;
+    return rtp ? { ...rtp.server, ...rtp.source.stats } : undefined;
+  }
+
+  /** SSRC indexes in use (tests check they are freed). */
+  get ssrcsInUse(): number {
+    return this.#ssrcIndexes.size;
   }
 
   /** Stops the channel's forward if `fence` is current; 'absent' when there is none (idempotent). */
@@ -135,57 +258,86 @@ export class ForwardSet {
     return 'stopped';
   }
 
+  /**
+   * Every tag the channel's forward publishes from now on goes to `listener` too, until the returned
+   * function is called or the forward ends. Undefined when the channel has no live forward.
+   */
+  tap(channelId: string, listener: (tag: FlvTag) => void): (() => void) | undefined {
+    const forward = this.#forwards.get(channelId);
+    if (!forward || forward.state === 'ended') return undefined;
+    if (forward.videoHeader) listener(forward.videoHeader);
+    forward.taps.add(listener);
+    return () => forward.taps.delete(listener);
+  }
+
+  /** Video frames per second the channel's camera sends, from the last frames' timestamps (undefined: too few yet). */
+  frameRateOf(channelId: string): number | undefined {
+    const times = this.#forwards.get(channelId)?.frameTimes ?? [];
+    if (times.length < 2) return undefined;
+    const span = times[times.length - 1] - times[0];
+    return span > 0 ? ((times.length - 1) * 1000) / span : undefined;
+  }
+
   /** Fence of the channel's forward, if this node has one. */
   fenceOf(channelId: string): number | undefined {
     return this.#forwards.get(channelId)?.fence;
   }
 
   list(): ForwardSummary[] {
-    return [...this.#forwards.values()].map(({ channelId, fence, state }) => ({ channelId, fence, state }));
+    return [...this.#forwards.values()].map(summaryOf);
   }
 
   failures(): ForwardFailure[] {
     return [...this.#failures];
   }
 
-  async stopAll(): Promise<void> {
-    const relays = [...this.#forwards.values()].map((f) => f.relay).filter((r): r is ChildProcess => r !== null);
+  stopAll(): void {
     for (const forward of [...this.#forwards.values()]) this.#end(forward);
-    await Promise.all(relays.map((relay) => stopChild(relay)));
   }
 
   #spawnRelay(forward: Forward): void {
-    const relay = spawnFfmpeg(relayArgs(forward.sourceUrl, RELAY_OUTPUT, this.options.sourceTimeoutMs), { stdout: true });
-    forward.relay = relay;
-    const stderrTail = captureStderrTail(relay);
     let publisher: FlvPublisher | null = null;
-    let streamError = '';
-    relay.stdout?.on('data', (chunk: Buffer) => {
-      if (forward.relay !== relay) return;
-      try {
-        // Claimed on the first byte, so a relay that never sends holds no stream path.
-        publisher ??= forward.publisher = this.options.openPublisher(forward.channelId);
-        publisher.feed(chunk);
-      } catch (error) {
-        streamError = (error as Error).message;
-        relay.stdout?.removeAllListeners('data');
-        relay.kill('SIGKILL');
-        return;
-      }
-      if (forward.state !== 'live' && forward.state !== 'ended' && publisher.keyframes > 0) this.#markLive(forward);
-    });
-    const onGone = () => {
-      publisher?.close();
-      if (forward.relay !== relay) return;
-      forward.relay = null;
-      forward.publisher = null;
-      this.#relayExited(forward, streamError || stderrTail());
-    };
-    relay.once('exit', onGone);
-    relay.once('error', onGone);
+    const relay = startRelay(
+      forward.sourceUrl,
+      { timeoutMs: this.options.sourceTimeoutMs, rtspTransport: this.options.rtspTransport },
+      {
+        output: () => {
+          publisher = forward.publisher = this.options.openPublisher(forward.channelId);
+          const claimed = publisher;
+          claimed.subscribe((tag) => {
+            if (isVideoFrame(tag) && forward.frameTimes.push(tag.timestamp) > FRAME_TIMES_KEPT) forward.frameTimes.shift();
+            else if (tag.type === FLV_TAG_VIDEO && !isVideoFrame(tag)) forward.videoHeader = tag;
+            for (const listener of forward.taps) listener(tag);
+          });
+          return {
+            writeTag: (tag) => {
+              claimed.writeTag(tag);
+              this.#progress(forward, claimed);
+            },
+            feed: (chunk) => {
+              claimed.feed(chunk);
+              this.#progress(forward, claimed);
+            },
+          };
+        },
+        onExit: (reason) => {
+          (publisher as FlvPublisher | null)?.close();
+          if (forward.relay !== relay) return;
+          forward.relay = null;
+          forward.publisher = null;
+          this.#relayExited(forward, reason);
+        },
+      },
+    );
+    forward.relay = relay;
   }
 
-  #relayExited(forward: Forward, stderrTail: string): void {
+  #progress(forward: Forward, publisher: FlvPublisher): void {
+    forward.codec = publisher.codec ?? forward.codec;
+    if (forward.state !== 'live' && forward.state !== 'ended' && publisher.keyframes > 0) this.#markLive(forward);
+  }
+
+  #relayExited(forward: Forward, reason: string): void {
     if (forward.state === 'ended') return;
     const { channelId, fence } = forward;
     if (forward.state === 'starting') {
@@ -195,7 +347,7 @@ export class ForwardSet {
     }
     if (forward.state === 'live' && Date.now() - forward.liveSince >= this.options.stableMs) forward.attempts = 0;
     forward.attempts += 1;
-    this.options.log('relay exited', { channelId, fence, attempt: forward.attempts, ffmpeg: stderrTail });
+    this.options.log('relay exited', { channelId, fence, attempt: forward.attempts, reason });
     if (forward.attempts > this.options.maxRetries) {
       this.#recordFailure(forward);
       this.#end(forward);
@@ -210,7 +362,7 @@ export class ForwardSet {
     if (forward.state === 'ended') return;
     forward.state = 'live';
     forward.liveSince = Date.now();
-    forward.resolveReady();
+    forward.resolveReady(summaryOf(forward));
   }
 
   #recordFailure(forward: Forward): void {
@@ -230,8 +382,14 @@ export class ForwardSet {
     forward.state = 'ended';
     for (const timer of forward.timers) clearTimeout(timer);
     forward.timers.clear();
-    if (forward.relay) void stopChild(forward.relay);
+    forward.relay?.stop();
     forward.relay = null;
+    forward.taps.clear();
+    if (forward.rtp) {
+      forward.rtp.source.close();
+      this.#ssrcIndexes.delete(forward.rtp.index);
+      forward.rtp = null;
+    }
     forward.publisher?.close();
     forward.publisher = null;
     if (this.#forwards.get(forward.channelId) === forward) this.#forwards.delete(forward.channelId);
@@ -246,4 +404,15 @@ export class ForwardSet {
     }, ms);
     forward.timers.add(timer);
   }
+}
+
+function summaryOf({ channelId, fence, state, codec }: ForwardSummary): ForwardSummary {
+  return codec === undefined ? { channelId, fence, state } : { channelId, fence, state, codec };
+}
+
+/** A coded picture (not a sequence header): AVCPacketType 1, or an ExVideoTagHeader's CodedFrames(X). */
+function isVideoFrame(tag: FlvTag): boolean {
+  if (tag.type !== FLV_TAG_VIDEO || tag.data.length < 2) return false;
+  if ((tag.data[0] & 0x80) !== 0) return (tag.data[0] & 0x0f) === 1 || (tag.data[0] & 0x0f) === 3;
+  return tag.data[1] === 1;
 }

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { NETWORKS } from '../core/model.js';
-import type { MediaControl, MediaNodeLoad, MediaPlayerEvents, PlayUrls } from '../core/ports.js';
+import type { MediaNodeLoad, MediaPlayerEvents, PlayUrls } from '../core/ports.js';
+import type { RtpMediaControl } from './gb-play.js';
 import { MediaNodeChild } from './media-node-child.js';
 import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
 import { findFreePort } from './net-ports.js';
@@ -31,12 +32,14 @@ export interface EmbeddedMediaOptions {
   maxForwards: number;
   /** BROKER_MAX_PLAYERS_PER_SESSION, enforced by the node (MEDIA_MAX_PLAYERS_PER_SESSION). */
   maxPlayersPerSession?: number;
+  /** BROKER_MEDIA_MAX_TRANSCODES, the node's budget (MEDIA_MAX_TRANSCODES). */
+  maxTranscodes?: number;
   logger: Logger;
   pollIntervalMs?: number;
   restartDelaysMs?: number[];
 }
 
-export interface EmbeddedMediaControl extends MediaControl {
+export interface EmbeddedMediaControl extends RtpMediaControl {
   /** Process id of the current media node child (operators, tests). */
   nodePid(): number | undefined;
 }
@@ -84,6 +87,7 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
       MEDIA_PLAY_SECRET: options.playSecret,
       MEDIA_SOURCE_TIMEOUT_MS: String(options.sourceTimeoutMs),
       ...(options.maxPlayersPerSession !== undefined && { MEDIA_MAX_PLAYERS_PER_SESSION: String(options.maxPlayersPerSession) }),
+      ...(options.maxTranscodes !== undefined && { MEDIA_MAX_TRANSCODES: String(options.maxTranscodes) }),
       // The child writes to the broker's stdout: at the broker's log level, not louder.
       MEDIA_LOG_LEVEL: options.logger.level,
     },
@@ -134,16 +138,29 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
   return {
     async startForward({ channelId, sourceUrl, fence }) {
       if (!child.up) throw new MediaNodeUnavailableError('the embedded media node is restarting');
-      await client.startForward(channelId, sourceUrl, fence);
+      const { codec } = await client.startForward(channelId, sourceUrl, fence);
       watch.forwardStarted(channelId, fence);
-      return { nodeId };
+      return { nodeId, codec };
     },
+    async openRtpServer({ channelId, fence, transport, ssrcPrefix }) {
+      if (!child.up) throw new MediaNodeUnavailableError('the embedded media node is restarting');
+      return { nodeId, ...(await client.openRtpServer(channelId, fence, transport, ssrcPrefix)) };
+    },
+    async awaitRtpForward({ channelId, fence }) {
+      await client.awaitForward(channelId, fence);
+      watch.forwardStarted(channelId, fence);
+    },
+    rtpHosts: () => [host],
     // One broker per embedded node: its joiners share the start in-process (stream-service.ts).
     async awaitForward() {},
     async stopForward(channelId, fence) {
       watch.forwardStopped(channelId, fence);
       // A node that is down has no forward left to stop.
       if (child.up) await client.stopForward(channelId, fence);
+    },
+    async startTranscode({ sessionId, channelId }) {
+      if (!child.up) throw new MediaNodeUnavailableError('the embedded media node is restarting');
+      return client.startTranscode(channelId, sessionId);
     },
     async disconnectSession(sessionId, channelId, owner) {
       if (child.up) await client.endSession(sessionId, channelId, owner);

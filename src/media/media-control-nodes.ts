@@ -7,7 +7,9 @@
  * forward is fenced).
  */
 import type { Logger } from 'pino';
-import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError, type MediaControl, type MediaNodeLoad, type PlayUrls } from '../core/ports.js';
+import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError, type MediaNodeLoad, type PlayUrls } from '../core/ports.js';
+import type { VideoCodecName } from '../core/model.js';
+import type { RtpMediaControl } from './gb-play.js';
 import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
 import { claimPlayerEvents, type ForwardFailedListener, type PlayerEventsListener } from './node-watch.js';
 import { buildPlayUrls } from './play-urls.js';
@@ -52,7 +54,7 @@ interface KnownNode {
   placed: number;
 }
 
-export async function createNodesMediaControl(options: NodesMediaOptions): Promise<MediaControl> {
+export async function createNodesMediaControl(options: NodesMediaOptions): Promise<RtpMediaControl> {
   const { redis } = options;
   const keys = registryKeys(options.prefix);
   const log = options.logger.child({ component: 'media-nodes' });
@@ -181,28 +183,45 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
     return node;
   };
 
+  /** The least-loaded live node that reaches the network and has room (a failed choice is recorded for joiners). */
+  const choose = async (channelId: string, network: string, fence: number): Promise<KnownNode> => {
+    const candidates = [...known.values()]
+      .filter((n) => (n.registration.networks as string[]).includes(network))
+      .map((n) => ({ n, used: Math.max(n.registration.forwards, n.placed) + n.pending }))
+      .filter(({ n, used }) => used < n.registration.maxForwards)
+      .sort(
+        (a, b) =>
+          a.used / a.n.registration.maxForwards - b.used / b.n.registration.maxForwards ||
+          a.n.registration.bytesPerSecond - b.n.registration.bytesPerSecond,
+      );
+    const chosen = candidates[0]?.n;
+    if (!chosen) {
+      const error = new MediaNodeUnavailableError(`no live media node reaches network ${network} with room`);
+      await startFailed(channelId, fence, undefined, error);
+      throw error;
+    }
+    return chosen;
+  };
+
+  /** GB/T 28181 starts between the RTP port and the first picture, by channel#fence: their node counts them pending. */
+  const rtpStarts = new Map<string, KnownNode>();
+  const startKey = (channelId: string, fence: number) => `${channelId}#${fence}`;
+  const endRtpStart = (channelId: string, fence: number) => {
+    const node = rtpStarts.get(startKey(channelId, fence));
+    if (!node) return;
+    rtpStarts.delete(startKey(channelId, fence));
+    node.pending -= 1;
+  };
+
   return {
     async startForward({ channelId, network, sourceUrl, fence }) {
-      const candidates = [...known.values()]
-        .filter((n) => (n.registration.networks as string[]).includes(network))
-        .map((n) => ({ n, used: Math.max(n.registration.forwards, n.placed) + n.pending }))
-        .filter(({ n, used }) => used < n.registration.maxForwards)
-        .sort(
-          (a, b) =>
-            a.used / a.n.registration.maxForwards - b.used / b.n.registration.maxForwards ||
-            a.n.registration.bytesPerSecond - b.n.registration.bytesPerSecond,
-        );
-      const chosen = candidates[0]?.n;
-      if (!chosen) {
-        const error = new MediaNodeUnavailableError(`no live media node reaches network ${network} with room`);
-        await startFailed(channelId, fence, undefined, error);
-        throw error;
-      }
+      const chosen = await choose(channelId, network, fence);
       const nodeId = chosen.registration.id;
       chosen.pending += 1;
+      let codec: VideoCodecName | undefined;
       try {
         await redis.hSet(keys.placements, channelId, JSON.stringify({ nodeId, fence, starting: true } satisfies Placement));
-        await chosen.client.startForward(channelId, sourceUrl, fence);
+        ({ codec } = await chosen.client.startForward(channelId, sourceUrl, fence));
       } catch (error) {
         await startFailed(channelId, fence, nodeId, error);
         throw error;
@@ -211,7 +230,42 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
       }
       chosen.placed += 1;
       await redis.hSet(keys.placements, channelId, JSON.stringify({ nodeId, fence } satisfies Placement));
-      return { nodeId };
+      return { nodeId, codec };
+    },
+    async openRtpServer({ channelId, network, fence, transport, ssrcPrefix }) {
+      const chosen = await choose(channelId, network, fence);
+      const nodeId = chosen.registration.id;
+      // Counted as pending until the first picture (awaitRtpForward) or the stop of a start that failed.
+      chosen.pending += 1;
+      rtpStarts.set(startKey(channelId, fence), chosen);
+      try {
+        await redis.hSet(keys.placements, channelId, JSON.stringify({ nodeId, fence, starting: true } satisfies Placement));
+        const server = await chosen.client.openRtpServer(channelId, fence, transport, ssrcPrefix);
+        return { nodeId, host: server.host, port: server.port, ssrc: server.ssrc };
+      } catch (error) {
+        endRtpStart(channelId, fence);
+        await startFailed(channelId, fence, nodeId, error);
+        throw error;
+      }
+    },
+    async awaitRtpForward({ channelId, fence }) {
+      const placement = await placementOf(channelId);
+      const node = placement && placement.fence === fence ? known.get(placement.nodeId) : undefined;
+      try {
+        if (!node) throw new MediaNodeUnavailableError(`forward ${channelId}#${fence} has no RTP port on a live media node`);
+        await node.client.awaitForward(channelId, fence);
+      } catch (error) {
+        endRtpStart(channelId, fence);
+        await startFailed(channelId, fence, placement?.nodeId, error);
+        throw error;
+      }
+      endRtpStart(channelId, fence);
+      node.placed += 1;
+      await redis.hSet(keys.placements, channelId, JSON.stringify({ nodeId: node.registration.id, fence } satisfies Placement));
+    },
+    rtpHosts() {
+      // A node too old to say where its RTP ports listen is no address another broker may INVITE to.
+      return [...known.values()].flatMap(({ registration }) => (registration.rtpHost ? [registration.rtpHost] : []));
     },
     async awaitForward({ channelId, fence }) {
       const deadline = Date.now() + options.sourceTimeoutMs + JOIN_SLACK_MS;
@@ -226,13 +280,21 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
       }
     },
     async stopForward(channelId, fence) {
+      endRtpStart(channelId, fence);
       const placement = await placementOf(channelId);
       if (!placement || placement.fence !== fence) return;
       await redis.hDel(keys.placements, channelId);
+      // A GB/T 28181 start given up on (the INVITE failed): joiners on other brokers learn it at once.
+      if (placement.starting) await startFailed(channelId, fence, placement.nodeId, new SourceUnavailableError(`the start of ${channelId} was given up`));
       const node = known.get(placement.nodeId);
       if (!node) return;
       node.placed = Math.max(0, node.placed - 1);
       await node.client.stopForward(channelId, fence);
+    },
+    async startTranscode({ sessionId, channelId }) {
+      const placement = await placementOf(channelId);
+      if (!placement || placement.starting) throw new MediaNodeUnavailableError(`channel ${channelId} is not placed on a media node`);
+      return nodeOf(placement.nodeId).client.startTranscode(channelId, sessionId);
     },
     async disconnectSession(sessionId, channelId, owner) {
       const placement = await placementOf(channelId);

@@ -19,6 +19,10 @@ export function createNoneMediaControl(options: NoneMediaOptions): MediaControl 
     },
     async awaitForward() {},
     async stopForward() {},
+    // Nothing relays, so nothing is transcoded: a session asking for H.264 gets the source's URLs.
+    async startTranscode() {
+      return false;
+    },
     async disconnectSession() {},
     async players() {
       return [];

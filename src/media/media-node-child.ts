@@ -26,12 +26,16 @@ const HEALTH_POLL_MS = 100;
 const STABLE_MS = 30_000;
 const STOP_GRACE_MS = 5000;
 
-/** `node <entry>` from dist/, `node --import <tsx> <entry>.ts` from src/. */
+/**
+ * `node <entry>` from dist/, `node --import <tsx> <entry>.ts` from src/. A broker run from src/ with
+ * `BROKER_MEDIA_NODE_COMPILED=1` starts the compiled node from dist/ instead (the tests do: they run the
+ * broker in-process from sources, and tsx costs each child about a second of CPU).
+ */
 export function mediaNodeCommand(): string[] {
   const self = import.meta.url;
-  const fromSource = self.endsWith('.ts');
-  const entry = fileURLToPath(new URL(`./media-node-main.${fromSource ? 'ts' : 'js'}`, self));
-  return fromSource ? ['--import', import.meta.resolve('tsx'), entry] : [entry];
+  if (!self.endsWith('.ts')) return [fileURLToPath(new URL('./media-node-main.js', self))];
+  if (process.env.BROKER_MEDIA_NODE_COMPILED === '1') return [fileURLToPath(new URL('../../dist/media/media-node-main.js', self))];
+  return ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('./media-node-main.ts', self))];
 }
 
 export class MediaNodeChild {

@@ -5,8 +5,9 @@
  * reached, is restarting or refuses our control secret is the media plane's failure, a 504 from the
  * node is a silent camera, a refused source URL is the channel's configuration.
  */
-import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError } from '../core/ports.js';
-import type { MediaNodeLoad } from './media-node.js';
+import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError, TranscodeCapacityExhaustedError } from '../core/ports.js';
+import { VIDEO_CODECS, type VideoCodecName } from '../core/model.js';
+import type { NodeLoadReport } from './media-node.js';
 import type { PlayerEventClaim } from './player-events.js';
 import type { PlayerSummary } from './player-gate.js';
 
@@ -27,6 +28,8 @@ export interface MediaNodeClientOptions {
 }
 
 const START_SLACK_MS = 5000;
+/** The node gives a transcoder 15 s to publish its first H.264 keyframe (transcodes.ts), plus slack. */
+const TRANSCODE_START_TIMEOUT_MS = 20_000;
 
 export class MediaNodeClient {
   constructor(private readonly options: MediaNodeClientOptions) {}
@@ -35,12 +38,44 @@ export class MediaNodeClient {
     return this.options.controlUrl;
   }
 
-  async startForward(channelId: string, sourceUrl: string, fence: number): Promise<void> {
+  /** Resolves with the camera's codec as the node saw it (absent for a codec the node does not name). */
+  async startForward(channelId: string, sourceUrl: string, fence: number): Promise<{ codec?: VideoCodecName }> {
     const res = await this.#call('POST', '/forwards', { channelId, sourceUrl, fence }, this.options.sourceTimeoutMs + START_SLACK_MS);
-    if (res.status === 200) return;
+    if (res.status === 200) {
+      const codec = (res.body as { codec?: unknown } | undefined)?.codec;
+      return (VIDEO_CODECS as readonly unknown[]).includes(codec) ? { codec: codec as VideoCodecName } : {};
+    }
     if (res.status === 504) throw new SourceUnavailableError(`no media from the source of ${channelId} in time`);
     if (res.status === 400 && res.code === 'INVALID_SOURCE') throw new SourceInvalidError(`the media node will not relay the source of ${channelId}`);
     throw new MediaNodeUnavailableError(`media node refused forward ${channelId}#${fence}: ${res.status} ${res.code}`);
+  }
+
+  /**
+   * Makes the channel's H.264 rendition play for the session (shared per channel on the node). False when the
+   * channel's forward is not H.265 (its source is what an H.264 viewer plays); TranscodeCapacityExhaustedError
+   * when the node's budget is spent. libx264's first keyframe may take a GOP or two after the start.
+   */
+  async startTranscode(channelId: string, sessionId: string): Promise<boolean> {
+    const res = await this.#call('POST', '/transcodes', { channelId, sessionId }, TRANSCODE_START_TIMEOUT_MS);
+    if (res.status === 200) return true;
+    if (res.status === 503 && res.code === 'TRANSCODE_CAPACITY_EXHAUSTED') throw new TranscodeCapacityExhaustedError(`the media node's transcodes are all in use (${channelId})`);
+    if (res.status === 409 && res.code === 'NOT_TRANSCODABLE') return false;
+    throw new MediaNodeUnavailableError(`media node refused a transcode of ${channelId}: ${res.status} ${res.code}`);
+  }
+
+  /** Opens a GB/T 28181 RTP port for the channel's forward (control-api.ts POST /rtp-servers). */
+  async openRtpServer(channelId: string, fence: number, transport: 'udp' | 'tcp-passive', ssrcPrefix: string): Promise<{ host: string; port: number; ssrc: string }> {
+    const res = await this.#call('POST', '/rtp-servers', { channelId, fence, transport, ssrcPrefix });
+    if (res.status === 200) return res.body as { host: string; port: number; ssrc: string };
+    throw new MediaNodeUnavailableError(`media node refused an RTP port for ${channelId}#${fence}: ${res.status} ${res.code}`);
+  }
+
+  /** Waits for the first picture of a forward the node was told about (a GB/T 28181 one). */
+  async awaitForward(channelId: string, fence: number): Promise<void> {
+    const res = await this.#call('POST', `/forwards/${encodeURIComponent(channelId)}/await`, { fence }, this.options.sourceTimeoutMs + START_SLACK_MS);
+    if (res.status === 200) return;
+    if (res.status === 504 || res.status === 409) throw new SourceUnavailableError(`no media from the GB/T 28181 device of ${channelId} in time`);
+    throw new MediaNodeUnavailableError(`media node: await forward ${channelId}#${fence}: ${res.status} ${res.code}`);
   }
 
   /** A 409 means a newer fence owns the channel now: nothing of ours is left to stop. */
@@ -81,10 +116,10 @@ export class MediaNodeClient {
     return res.body as PlayerEventClaim;
   }
 
-  async load(): Promise<MediaNodeLoad> {
+  async load(): Promise<NodeLoadReport> {
     const res = await this.#call('GET', '/load');
     if (res.status !== 200) throw new MediaNodeUnavailableError(`load: ${res.status}`);
-    return res.body as MediaNodeLoad;
+    return res.body as NodeLoadReport;
   }
 
   async healthy(): Promise<boolean> {

@@ -34,7 +34,22 @@ export interface MediaNodeEnvConfig {
   playerMaxConnections: number;
   /** MEDIA_MAX_PLAYERS_PER_SESSION (the broker's BROKER_MAX_PLAYERS_PER_SESSION), default 2. */
   maxPlayersPerSession: number;
+  /** MEDIA_RTSP_TRANSPORT: `tcp` (interleaved, default) or `udp`, for camera URLs without `#transport=`. */
+  rtspTransport: 'tcp' | 'udp';
+  /** MEDIA_MAX_TRANSCODES: H.265 → H.264 transcodes at once (0 disables them). */
+  maxTranscodes: number;
+  /** MEDIA_RTP_HOST: where GB/T 28181 devices send RTP (the address in the INVITE's SDP); default MEDIA_HOST. */
+  rtpHost: string;
+  /** MEDIA_RTP_SILENCE_MS, default RTP_SILENCE_MS. */
+  rtpSilenceMs: number;
 }
+
+/** A live GB/T 28181 stream that sends no RTP this long has failed (API.md "GB/T 28181 access": 10 s). */
+export const RTP_SILENCE_MS = 10_000;
+/** UDP packets held while a missing one may still arrive out of order; then it is a loss. */
+export const RTP_REORDER_WINDOW_PACKETS = 64;
+/** How long a gap in the RTP sequence may stay open before it counts as a loss. */
+export const RTP_REORDER_WAIT_MS = 100;
 
 /**
  * Largest WebSocket frame the media port accepts from a player (ws's default is 100 MiB, and NMS sets none).
@@ -105,6 +120,14 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
   if (!Number.isInteger(perSession) || perSession < 1 || perSession > MAX_PLAYERS_PER_SESSION) {
     throw new MediaNodeConfigError('MEDIA_MAX_PLAYERS_PER_SESSION', `must be an integer 1..${MAX_PLAYERS_PER_SESSION}`);
   }
+  const maxTranscodes = env.MEDIA_MAX_TRANSCODES ? Number(env.MEDIA_MAX_TRANSCODES) : 4;
+  if (!Number.isInteger(maxTranscodes) || maxTranscodes < 0 || maxTranscodes > 256) throw new MediaNodeConfigError('MEDIA_MAX_TRANSCODES', 'must be an integer 0..256');
+  const rtspTransport = env.MEDIA_RTSP_TRANSPORT || 'tcp';
+  if (rtspTransport !== 'tcp' && rtspTransport !== 'udp') throw new MediaNodeConfigError('MEDIA_RTSP_TRANSPORT', 'must be tcp or udp');
+  const rtpSilenceMs = env.MEDIA_RTP_SILENCE_MS ? Number(env.MEDIA_RTP_SILENCE_MS) : RTP_SILENCE_MS;
+  if (!Number.isInteger(rtpSilenceMs) || rtpSilenceMs < 500 || rtpSilenceMs > 120_000) {
+    throw new MediaNodeConfigError('MEDIA_RTP_SILENCE_MS', 'must be an integer 500..120000');
+  }
   const host = env.MEDIA_HOST || '127.0.0.1';
   const httpPort = port(env, 'MEDIA_HTTP_PORT', 8000);
   const controlHost = env.MEDIA_CONTROL_HOST || '127.0.0.1';
@@ -128,5 +151,9 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
     playerMaxBacklogBytes: backlog,
     playerMaxConnections: maxConnections,
     maxPlayersPerSession: perSession,
+    rtspTransport,
+    maxTranscodes,
+    rtpHost: env.MEDIA_RTP_HOST || host,
+    rtpSilenceMs,
   };
 }

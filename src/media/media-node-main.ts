@@ -36,6 +36,7 @@ async function register(config: MediaNodeEnvConfig, node: MediaNode, logger: Log
         players: load.players,
         bytesPerSecond: load.bytesPerSecond,
         maxPlayersPerSession: config.maxPlayersPerSession,
+        rtpHost: config.rtpHost,
         at: Date.now(),
       };
     },

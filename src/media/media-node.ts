@@ -1,6 +1,6 @@
 /**
  * A media node: one node-media-server 4.x instance (it keeps global state, so one per process) that
- * takes RTMP from the relays it starts and serves HTTP-FLV / WebSocket-FLV to players holding a play
+ * publishes what its in-process relays pull (relays.ts) and serves HTTP-FLV / WebSocket-FLV to players holding a play
  * token. The broker drives it over the control API (control-api.ts).
  *
  * NMS defaults that are unsafe here are turned off: bind 0.0.0.0 (we bind the configured host), the web
@@ -12,7 +12,7 @@
  * packets were broadcast, its WebSocket frames were unbounded. nms-guard.ts validates every request before
  * NMS sees it, fences each broadcast so only this node's in-process publisher (flv-publisher.ts) reaches
  * viewers, refuses every RTMP and FLV publish, and contains errors in NMS's session handlers. Relays
- * write FLV to their stdout and are published in-process, so the RTMP port serves RTMP players only.
+ * run in this process and publish through flv-publisher.ts, so the RTMP port serves RTMP players only.
  *
  * Those guards patch NMS internals (instance fields, `Context`, the RTMP parser's prototype), so
  * node-media-server is pinned to the exact version they were written against (package.json "4.4.3", no
@@ -26,14 +26,24 @@ import { join } from 'node:path';
 import NodeMediaServer, { type NmsSession } from 'node-media-server';
 import type { Logger } from 'pino';
 import { openFlvPublisher } from './flv-publisher.js';
-import { ForwardSet, type ForwardFailure, type ForwardSummary } from './forwards.js';
-import { PLAYER_MAX_BACKLOG_BYTES, PLAYER_MAX_CONNECTIONS, PLAYER_WS_MAX_PAYLOAD_BYTES } from './media-node-config.js';
+import { ForwardSet, type ForwardFailure, type ForwardSummary, type RtpServer } from './forwards.js';
+import { TranscodeSet } from './transcodes.js';
+import type { RtspTransport } from './rtsp-client.js';
+import {
+  PLAYER_MAX_BACKLOG_BYTES,
+  PLAYER_MAX_CONNECTIONS,
+  PLAYER_WS_MAX_PAYLOAD_BYTES,
+  RTP_REORDER_WAIT_MS,
+  RTP_REORDER_WINDOW_PACKETS,
+  RTP_SILENCE_MS,
+} from './media-node-config.js';
+import type { RtpTransport } from './rtp-receiver.js';
 import { assertPortFree } from './net-ports.js';
 import { installNmsGuard } from './nms-guard.js';
 import { routeNmsLogs } from './nms-logging.js';
 import { cutPlayer, refuseSession } from './nms-sessions.js';
 import { PlayerEventLog, type PlayerEventClaim } from './player-events.js';
-import { originOf as originOfSession, PLAYBACK_APP, PlayerGate, type Player, type PlayerSummary } from './player-gate.js';
+import { originOf as originOfSession, PLAYBACK_APP, PlayerGate, TRANSCODE_SUFFIX, type Player, type PlayerSummary } from './player-gate.js';
 
 export interface MediaNodeOptions {
   nodeId: string;
@@ -44,6 +54,8 @@ export interface MediaNodeOptions {
   /** Shared with the broker: it signs play tokens, the node verifies them. */
   playSecret: string;
   sourceTimeoutMs: number;
+  /** RTSP transport for camera URLs that do not choose one (MEDIA_RTSP_TRANSPORT); default tcp. */
+  rtspTransport?: RtspTransport;
   maxRelayRetries?: number;
   relayRetryBaseMs?: number;
   /** Lowest level of node-media-server's own messages passed on to the logger. */
@@ -56,18 +68,29 @@ export interface MediaNodeOptions {
   playerMaxConnections?: number;
   /** Players one broker session may have at once (MEDIA_MAX_PLAYERS_PER_SESSION); default 2. */
   maxPlayersPerSession?: number;
+  /** H.265 → H.264 transcodes at once (MEDIA_MAX_TRANSCODES); default DEFAULT_MAX_TRANSCODES. */
+  maxTranscodes?: number;
+  /** Address GB/T 28181 RTP ports listen on and are offered at (MEDIA_RTP_HOST); default `host`. */
+  rtpHost?: string;
+  /** No RTP this long ends a live GB/T 28181 forward (API.md: 10 s); default RTP_SILENCE_MS. */
+  rtpSilenceMs?: number;
   logger: Logger;
 }
 
-export interface MediaNodeLoad {
+/** What a media node reports of itself (GET /load); the broker's view of a node is ports.ts' MediaNodeLoad. */
+export interface NodeLoadReport {
   id: string;
   forwards: number;
   players: number;
   /** Media bytes in and out of this node per second, over the last second. */
   bytesPerSecond: number;
+  transcodes: number;
+  maxTranscodes: number;
   forwardsList: ForwardSummary[];
   /** Forwards that failed after they went live (most recent last), for the broker to end their sessions. */
   failed: ForwardFailure[];
+  /** Open GB/T 28181 RTP ports (each holds one SSRC). */
+  rtpServers?: number;
 }
 
 const nmsRequire = createRequire(import.meta.url);
@@ -78,8 +101,23 @@ const nmsContext = nmsRequire('node-media-server/src/core/context.js') as {
 
 let nmsInstanceCreated = false;
 
+/** A media node transcodes few channels: each is a libx264 encoder (see `npm run bench -- media-capacity`). */
+export const DEFAULT_MAX_TRANSCODES = 4;
+
+export class NotTranscodableError extends Error {
+  constructor(
+    message: string,
+    /** No forward of the channel here, or one whose camera does not send H.265. */
+    readonly reason: 'no-forward' | 'not-h265',
+  ) {
+    super(message);
+    this.name = 'NotTranscodableError';
+  }
+}
+
 export class MediaNode {
   readonly #forwards: ForwardSet;
+  readonly #transcodes: TranscodeSet;
   readonly #players: PlayerGate;
   readonly #playerEvents = new PlayerEventLog();
   readonly #log: Logger;
@@ -94,13 +132,30 @@ export class MediaNode {
     this.#forwards = new ForwardSet({
       openPublisher: (channelId) => openFlvPublisher(PLAYBACK_APP, channelId),
       sourceTimeoutMs: options.sourceTimeoutMs,
+      rtspTransport: options.rtspTransport ?? 'tcp',
       maxRetries: options.maxRelayRetries ?? 3,
       retryBaseMs: options.relayRetryBaseMs ?? 500,
       stableMs: 10_000,
       onEnded: (channelId) => {
+        this.#transcodes.stop(channelId);
         for (const player of this.#players.connectionsOnChannel(channelId)) cutPlayer(player);
       },
       log: (message, fields) => this.#log.warn(fields, message),
+      rtp: {
+        host: options.rtpHost ?? options.host,
+        silenceMs: options.rtpSilenceMs ?? RTP_SILENCE_MS,
+        reorderWindowPackets: RTP_REORDER_WINDOW_PACKETS,
+        reorderWaitMs: RTP_REORDER_WAIT_MS,
+      },
+    });
+    this.#transcodes = new TranscodeSet({
+      max: options.maxTranscodes ?? DEFAULT_MAX_TRANSCODES,
+      tap: (channelId, listener) => this.#forwards.tap(channelId, listener),
+      frameRateOf: (channelId) => this.#forwards.frameRateOf(channelId),
+      openPublisher: (streamName) => openFlvPublisher(PLAYBACK_APP, streamName),
+      viewersOf: (channelId) =>
+        this.#players.connectionsOnChannel(channelId).filter((c) => c.streamName === `${channelId}${TRANSCODE_SUFFIX}`).length,
+      log: (message, fields) => this.#log.info(fields, message),
     });
     this.#players = new PlayerGate({
       playSecret: options.playSecret,
@@ -152,8 +207,36 @@ export class MediaNode {
     this.#log.info({ nodeId: this.options.nodeId, host, rtmpPort, httpPort }, 'media node started');
   }
 
-  startForward(channelId: string, sourceUrl: string, fence: number): Promise<void> {
+  /** Resolves once media flows, with what the camera sends (its `codec`). */
+  startForward(channelId: string, sourceUrl: string, fence: number): Promise<ForwardSummary> {
     return this.#forwards.start(channelId, sourceUrl, fence);
+  }
+
+  /**
+   * Makes the channel's H.264 rendition (`<channel>_h264`) play: starts or shares its transcode. Throws
+   * TranscodeCapacityError when the node's budget is spent, NotTranscodableError when there is nothing to transcode.
+   */
+  async startTranscode(channelId: string, sessionId?: string): Promise<{ stream: string }> {
+    const forward = this.#forwards.list().find((f) => f.channelId === channelId);
+    if (!forward || forward.state === 'ended') throw new NotTranscodableError(`channel ${channelId} has no forward here`, 'no-forward');
+    if (forward.codec !== 'h265') throw new NotTranscodableError(`channel ${channelId} sends ${forward.codec ?? 'no known codec'}, not H.265`, 'not-h265');
+    await this.#transcodes.ensure(channelId, sessionId);
+    return { stream: `${channelId}${TRANSCODE_SUFFIX}` };
+  }
+
+  /** A GB/T 28181 forward: the RTP port and SSRC to INVITE the device with (API.md "GB/T 28181 access", Play). */
+  async openRtpServer(channelId: string, fence: number, transport: RtpTransport, ssrcPrefix: string): Promise<RtpServer & { host: string }> {
+    const server = await this.#forwards.openRtp(channelId, fence, transport, ssrcPrefix);
+    return { ...server, host: this.options.rtpHost ?? this.options.host };
+  }
+
+  /** Resolves on the first picture of a forward (a GB/T 28181 one, after the device was INVITEd). */
+  awaitForward(channelId: string, fence: number): Promise<ForwardSummary> {
+    return this.#forwards.awaitStart(channelId, fence);
+  }
+
+  rtpStats(channelId: string): ReturnType<ForwardSet['rtpStats']> {
+    return this.#forwards.rtpStats(channelId);
   }
 
   stopForward(channelId: string, fence: number): 'stopped' | 'absent' {
@@ -170,6 +253,7 @@ export class MediaNode {
   /** `owner` (from the broker) is stamped on the play.end events of the players this cuts. */
   endSession(sessionId: string, owner?: { userId: string; agencyId: string }): number {
     this.#players.markEnded(sessionId);
+    this.#transcodes.release(sessionId);
     if (owner) for (const player of this.#players.playersOf(sessionId)) player.owner = owner;
     return this.disconnectSession(sessionId);
   }
@@ -208,21 +292,25 @@ export class MediaNode {
     return this.#playerEvents.claim();
   }
 
-  load(): MediaNodeLoad {
+  load(): NodeLoadReport {
     const forwardsList = this.#forwards.list();
     return {
       id: this.options.nodeId,
       forwards: forwardsList.length,
       players: this.#players.playerCount,
       bytesPerSecond: this.#bytesPerSecond,
+      transcodes: this.#transcodes.count,
+      maxTranscodes: this.options.maxTranscodes ?? DEFAULT_MAX_TRANSCODES,
       forwardsList,
       failed: this.#forwards.failures(),
+      rtpServers: this.#forwards.ssrcsInUse,
     };
   }
 
   async stop(): Promise<void> {
     if (this.#sampler) clearInterval(this.#sampler);
-    await this.#forwards.stopAll();
+    this.#forwards.stopAll();
+    await this.#transcodes.stopAll();
     await this.#nms?.stop();
     if (this.#storeDir) await rm(this.#storeDir, { recursive: true, force: true });
     this.#log.info({ nodeId: this.options.nodeId }, 'media node stopped');

@@ -34,6 +34,8 @@ export interface NodeRegistration {
   bytesPerSecond: number;
   /** MEDIA_MAX_PLAYERS_PER_SESSION; absent from nodes older than issue 9. */
   maxPlayersPerSession?: number;
+  /** MEDIA_RTP_HOST: where its GB/T 28181 RTP ports listen (the address INVITEs offer); absent from older nodes. */
+  rtpHost?: string;
   at: number;
 }
 

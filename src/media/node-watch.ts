@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { MediaNodeClient } from './media-node-client.js';
 import type { MediaPlayerEvents } from '../core/ports.js';
-import type { MediaNodeLoad } from './media-node.js';
+import type { NodeLoadReport } from './media-node.js';
 
 export type ForwardFailedListener = (channelId: string, fence: number) => void;
 export type PlayerEventsListener = (report: MediaPlayerEvents) => void;
@@ -16,7 +16,7 @@ export type PlayerEventsListener = (report: MediaPlayerEvents) => void;
 export class NodeWatch {
   readonly #active = new Map<string, number>();
   #lastFailureSeq = 0;
-  #lastLoad: MediaNodeLoad | null = null;
+  #lastLoad: NodeLoadReport | null = null;
   #alive = false;
 
   constructor(
@@ -30,7 +30,7 @@ export class NodeWatch {
     return this.#alive;
   }
 
-  get lastLoad(): MediaNodeLoad | null {
+  get lastLoad(): NodeLoadReport | null {
     return this.#lastLoad;
   }
 
@@ -52,7 +52,7 @@ export class NodeWatch {
   }
 
   async poll(): Promise<void> {
-    let load: MediaNodeLoad;
+    let load: NodeLoadReport;
     try {
       load = await this.client.load();
     } catch {

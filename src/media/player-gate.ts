@@ -9,6 +9,8 @@ import { verifyPlayToken, type PlayTokenRejection } from './play-token.js';
 import type { PlayerProtocol } from './player-events.js';
 
 export const PLAYBACK_APP = 'live';
+/** The stream name suffix of a channel's H.264 rendition (transcodes.ts). */
+export const TRANSCODE_SUFFIX = '_h264';
 
 export type PlayRefusal =
   | PlayTokenRejection
@@ -100,7 +102,9 @@ export class PlayerGate {
    * both take the last place.
    */
   admit(connection: NmsSession): AdmitVerdict {
-    const channelId = connection.streamName;
+    // `<channel>_h264` is the channel's transcoded rendition (transcodes.ts): same token, same channel.
+    const name = connection.streamName;
+    const channelId = name.endsWith(TRANSCODE_SUFFIX) ? name.slice(0, -TRANSCODE_SUFFIX.length) : name;
     if (connection.streamApp !== PLAYBACK_APP) return { ok: false, reason: 'unknown-app', channelId };
     const token = connection.streamQuery.token;
     if (token === undefined) return { ok: false, reason: 'no-token', channelId };

@@ -7,7 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
+import { FlvTagReader, type FlvTag } from '../../src/media/flv-publisher.js';
 import { findFreePort } from '../../src/media/net-ports.js';
+import { nodeArgs } from '../helper.js';
 
 interface Tap {
   teardown(fn: () => unknown): void;
@@ -68,7 +70,7 @@ export async function startMediaNodeProcess(
   const [rtmpPort, httpPort, controlPort] = [await findFreePort(), await findFreePort(), await findFreePort()];
   const controlSecret = options.controlSecret ?? randomBytes(24).toString('hex');
   const playSecret = options.playSecret ?? randomBytes(24).toString('hex');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/media/media-node-main.ts'], {
+  const child = spawn(process.execPath, nodeArgs('src/media/media-node-main.ts'), {
     env: {
       ...process.env,
       MEDIA_NODE_ID: options.nodeId ?? 'test-node',
@@ -107,16 +109,92 @@ export async function startMediaNodeProcess(
   };
 }
 
-export async function startSimulatorProcess(t: Tap, cameras: number): Promise<{ urls: string[]; child: ChildProcess }> {
+export interface SimulatorProcess {
+  /** The H.264 cameras' RTMP URLs. */
+  urls: string[];
+  /** H.265 cameras' RTMP URLs (`--h265-cameras`). */
+  h265Urls: string[];
+  /** RTSP URLs (with `rtsp: true`): H.264 cameras, then H.265 ones. */
+  rtspUrls: { h264: string[]; h265: string[] };
+  child: ChildProcess;
+}
+
+export async function startSimulatorProcess(
+  t: Tap,
+  cameras: number,
+  options: { h265Cameras?: number; rtsp?: boolean } = {},
+): Promise<SimulatorProcess> {
   const rtmpPort = await findFreePort();
+  const rtspPort = options.rtsp ? await findFreePort() : undefined;
+  const h265 = options.h265Cameras ?? 0;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/media/simulator-main.ts', '--cameras', String(cameras), '--rtmp-port', String(rtmpPort)],
+    [
+      ...nodeArgs('src/media/simulator-main.ts'), '--cameras', String(cameras), '--rtmp-port', String(rtmpPort),
+      ...(h265 > 0 ? ['--h265-cameras', String(h265)] : []),
+      ...(rtspPort ? ['--rtsp-port', String(rtspPort)] : []),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   t.teardown(() => stopProcess(child));
-  await waitForLine(child, new RegExp(`/cam/${cameras}$`));
-  return { urls: Array.from({ length: cameras }, (_, i) => `rtmp://127.0.0.1:${rtmpPort}/cam/${i + 1}`), child };
+  await waitForLine(child, new RegExp(`^rtmp://.*/cam/${cameras}$`), 60_000);
+  const list = (base: string, app: string, n: number) => Array.from({ length: n }, (_, i) => `${base}/${app}/${i + 1}`);
+  const rtsp = `rtsp://127.0.0.1:${rtspPort}`;
+  return {
+    urls: list(`rtmp://127.0.0.1:${rtmpPort}`, 'cam', cameras),
+    h265Urls: list(`rtmp://127.0.0.1:${rtmpPort}`, 'cam265', h265),
+    rtspUrls: rtspPort ? { h264: list(rtsp, 'cam', cameras), h265: list(rtsp, 'cam265', h265) } : { h264: [], h265: [] },
+    child,
+  };
+}
+
+/** GStreamer's RTSP server (an independent implementation) serving /h264 and /h265 with AAC audio. */
+export async function startGstRtspCamera(t: Tap): Promise<{ h264: string; h265: string; child: ChildProcess }> {
+  const port = await findFreePort();
+  const child = spawn('/usr/bin/python3', ['test/media/gst-rtsp-camera.py', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => stopProcess(child));
+  await waitForLine(child, /^ready$/, 30_000);
+  return { h264: `rtsp://127.0.0.1:${port}/h264`, h265: `rtsp://127.0.0.1:${port}/h265`, child };
+}
+
+/** Plays HTTP-FLV and returns its tags, parsed strictly (flv-publisher's reader), once `videoTags` video tags came. */
+export function readFlvTags(url: string, videoTags: number, timeoutMs = 30_000): Promise<FlvTag[]> {
+  return new Promise((resolve, reject) => {
+    const reader = new FlvTagReader();
+    const tags: FlvTag[] = [];
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`only ${tags.filter((tag) => tag.type === 9).length} video tags within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const req = request(url, (res) => {
+      if (res.statusCode !== 200) {
+        clearTimeout(timer);
+        req.destroy();
+        reject(new Error(`HTTP ${res.statusCode}`));
+        return;
+      }
+      res.on('data', (chunk: Buffer) => {
+        try {
+          tags.push(...reader.push(chunk));
+        } catch (error) {
+          clearTimeout(timer);
+          req.destroy();
+          reject(error as Error);
+          return;
+        }
+        if (tags.filter((tag) => tag.type === 9).length >= videoTags) {
+          clearTimeout(timer);
+          req.destroy();
+          resolve(tags);
+        }
+      });
+    });
+    req.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end();
+  });
 }
 
 export interface HttpPlay {

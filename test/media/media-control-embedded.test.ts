@@ -43,6 +43,7 @@ t.test('startForward resolves once media flows; play URLs play over HTTP-FLV and
   const started = Date.now();
   t.same(await media.startForward({ channelId: CHANNEL, network: 'video', sourceUrl: simulator.urls[0], fence: 1 }), {
     nodeId: 'embedded',
+    codec: 'h264',
   });
   const urls = await media.playUrls(grant('s-1', 1));
   t.match(urls.flv, new RegExp(`^http://127\\.0\\.0\\.1:\\d+/live/${CHANNEL}\\.flv\\?token=`));

@@ -60,9 +60,9 @@ t.test('registered nodes are listed with their networks', async (t) => {
 
 t.test('a forward goes to a live node that reaches its network, then the least loaded one', async (t) => {
   const video = await media.startForward({ channelId: VIDEO_CHANNEL, network: 'video', sourceUrl: simulator.urls[0], fence: 1 });
-  t.same(video, { nodeId: 'node-a' }, 'only node-a reaches the video network');
+  t.same(video, { nodeId: 'node-a', codec: 'h264' }, 'only node-a reaches the video network');
   const police = await media.startForward({ channelId: POLICE_CHANNEL, network: 'police', sourceUrl: simulator.urls[1], fence: 1 });
-  t.same(police, { nodeId: 'node-b' }, 'node-b carries no forward yet');
+  t.same(police, { nodeId: 'node-b', codec: 'h264' }, 'node-b carries no forward yet');
 
   const urls = await media.playUrls({ sessionId: 's-1', channelId: VIDEO_CHANNEL, fence: 1, expiresAt: Date.now() + 60_000 });
   t.ok(urls.flv.startsWith(nodeA.playBaseUrl), 'play URL points at the node holding the forward');

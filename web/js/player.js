@@ -3,6 +3,7 @@
 // when the page goes away (fetch keepalive).
 // @see API.md "Streams (forwarding slots)"
 import { ApiError, api, releaseOnUnload } from './api.js';
+import { playsH264Fallback } from './codec.js';
 import { h, showError, showMessage } from './dom.js';
 import { formatTime, label } from './i18n.js';
 
@@ -20,6 +21,9 @@ class Player {
     this.video = h('video', { muted: true, autoplay: true, playsinline: true, controls: true, 'i18n-aria-label': 'viewer.video' });
     this.video.muted = true;
     this.status = h('p', { class: 'player-status', role: 'status' });
+    // Why the picture is a transcode, not the camera's own stream: the operator may judge detail by it.
+    this.h264Fallback = playsH264Fallback(session, channel);
+    this.codecNote = this.h264Fallback ? h('p', { class: 'player-codec', i18n: 'viewer.h264Fallback' }) : null;
     this.message = h('div', { class: 'message', role: 'alert' });
     const title = channel ? `${channel.name} · ${channel.id}` : session.channelId;
     this.el = h('article', { class: 'player card', dataset: { sessionId: session.id } },
@@ -28,6 +32,7 @@ class Player {
         h('button', { type: 'button', class: 'btn btn-small btn-danger', i18n: 'viewer.stop', onclick: () => this.stop() })),
       h('p', { class: 'muted purpose' }, h('span', { i18n: 'stream.purposeShort' }), `: ${session.purpose}`),
       h('div', { class: 'video-frame' }, this.video),
+      this.codecNote,
       this.status,
       this.message);
   }
@@ -49,7 +54,10 @@ class Player {
       return;
     }
     const url = useHttp || !('WebSocket' in window) ? urls.flv : urls.wsFlv;
-    const media = mpegts.createPlayer({ type: 'flv', isLive: true, url }, { enableStashBuffer: false, liveBufferLatencyChasing: true, autoCleanupSourceBuffer: true });
+    // The transcode carries video only (src/media/transcodes.ts), while node-media-server's FLV header always
+    // announces audio: told nothing, mpegts.js waits for an audio track that never comes.
+    const source = { type: 'flv', isLive: true, url, ...(this.h264Fallback && { hasAudio: false }) };
+    const media = mpegts.createPlayer(source, { enableStashBuffer: false, liveBufferLatencyChasing: true, autoCleanupSourceBuffer: true });
     media.on(mpegts.Events.ERROR, () => {
       if (!useHttp) return this.play(urls, true);
       showMessage(this.message, 'error', 'viewer.mediaError');
@@ -159,7 +167,9 @@ export class Viewer {
     if (this.players.has(session.id)) return;
     const { expiresAt } = await api('POST', `/streams/${encodeURIComponent(session.id)}/heartbeat`);
     const fresh = await api('GET', `/streams/${encodeURIComponent(session.id)}`);
-    this.add({ ...fresh, expiresAt }).start(Date.parse(expiresAt) - Date.now());
+    // The channel's name and codec for the player's title and its H.264 note; the session plays without them.
+    const channel = await api('GET', `/channels/${encodeURIComponent(session.channelId)}`).catch(() => undefined);
+    this.add({ ...fresh, expiresAt }, channel).start(Date.parse(expiresAt) - Date.now());
   }
 
   add(session, channel) {

@@ -1,7 +1,9 @@
 // "Request a stream": the purpose (required, 4..200 characters: who uses, who is responsible), an
-// optional priority and queue wait. A full forwarding pool offers to queue for 30 s.
+// optional priority and queue wait. A full forwarding pool offers to queue for 30 s. An H.265 camera this
+// browser cannot decode is asked for as H.264 (codec.js).
 // @see API.md "Streams (forwarding slots)"
 import { api, idempotencyKey } from './api.js';
+import { codecRequestFor } from './codec.js';
 import { showError, showMessage } from './dom.js';
 import { label } from './i18n.js';
 
@@ -36,8 +38,9 @@ export function streamDialog({ onGranted, canPreempt }) {
     pending = new AbortController();
     showMessage(message, 'info', waitSeconds > 0 ? 'stream.queued' : 'stream.requesting', { seconds: waitSeconds });
     try {
+      const codec = codecRequestFor(channel);
       const session = await api('POST', '/streams', {
-        body: { channelId: channel.id, purpose: text, priority: priority.value, ...(waitSeconds > 0 && { waitSeconds }) },
+        body: { channelId: channel.id, purpose: text, priority: priority.value, ...(waitSeconds > 0 && { waitSeconds }), ...(codec && { codec }) },
         headers: { 'idempotency-key': idempotencyKey() },
         signal: pending.signal,
       });
