@@ -97,6 +97,13 @@ export class CatalogIndex {
     extent: { minLon: Infinity, minLat: Infinity, maxLon: -Infinity, maxLat: -Infinity },
   };
 
+  /** Bumped by every change to the catalog: what was read at one count is current while it holds. */
+  private changes = 0;
+
+  get version(): number {
+    return this.changes;
+  }
+
   get size(): number {
     return this.view.channels.length + this.pending.length;
   }
@@ -111,6 +118,7 @@ export class CatalogIndex {
   /** Adds or replaces one channel (already validated). */
   upsert(channel: Channel): 'created' | 'updated' {
     this.totals.clear();
+    this.changes++;
     const stored = storedCopy(channel);
     const ord = this.ordinalOf(stored.id);
     if (ord >= 0) {
@@ -138,6 +146,13 @@ export class CatalogIndex {
       return { created, updated };
     }
     this.totals.clear();
+    this.changes++;
+    if (this.size === 0 && isSortedById(channels)) {
+      // The catalog loaded at open: distinct ids in order, nothing to merge with.
+      this.pending = channels.map(storedCopy);
+      this.rebuild();
+      return { created: channels.length, updated: 0 };
+    }
     const fresh = new Map<string, Channel>();
     for (const channel of channels) {
       const stored = storedCopy(channel);

@@ -10,6 +10,43 @@ import { CatalogIndex } from './catalog-index.js';
 import { badRequest, notFound } from './errors.js';
 import { validateChannel } from './gb-code.js';
 import type { ImportRecord } from './channel-import.js';
+import { generateDemoCatalog } from './demo-catalog.js';
+
+/**
+ * A catalog generated from a few numbers (the demo's 86,000 channels from its seed), stored as those numbers
+ * in `meta/catalog-base` instead of as 86,000 documents: opening regenerates it, and every channel stored in
+ * the `channels` collection (patched, imported, the simulated cameras) overrides the generated one of its id.
+ */
+export interface CatalogBase {
+  kind: 'demo';
+  seed: number;
+  total: number;
+}
+export const CATALOG_BASE_DOC = 'catalog-base';
+
+/** Frozen where it is made: the index keeps these objects as they are instead of copying 86,000 of them. */
+function generateBase(base: CatalogBase): Channel[] {
+  const channels = generateDemoCatalog({ seed: base.seed, total: base.total });
+  for (const channel of channels) {
+    Object.freeze(channel.location);
+    if (channel.tags) Object.freeze(channel.tags);
+    Object.freeze(channel);
+  }
+  return channels;
+}
+
+/** `base` (sorted by id) with the stored channels in place of the generated ones of their ids. */
+function overlay(base: Channel[], stored: readonly Channel[]): Channel[] {
+  if (stored.length === 0) return base;
+  const byId = new Map(stored.map((c) => [c.id, c]));
+  const merged = base.map((c) => {
+    const over = byId.get(c.id);
+    if (over) byId.delete(c.id);
+    return over ?? c;
+  });
+  if (byId.size === 0) return merged;
+  return [...merged, ...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+}
 
 export interface ChannelQuery {
   classes?: ChannelClass[];
@@ -37,6 +74,16 @@ export interface ImportSummary {
   rejected: Array<{ line: number; code: string; message: string }>;
 }
 
+/** Pages remembered for repeated queries (paging back, a console refreshing); the oldest is forgotten first. */
+const MAX_CACHED_PAGES = 256;
+
+export interface ChannelPage {
+  items: readonly Channel[];
+  total: number;
+  nextCursor: string | null;
+  withSource: boolean;
+}
+
 /** Rejections listed in one import answer; beyond it only the count grows (the answer stays small). */
 const MAX_REJECTIONS_LISTED = 1000;
 /** Channels written to the store per call. */
@@ -45,8 +92,23 @@ const STORE_BATCH = 5000;
 /** A channel's class changed (here or on another broker): who may see it changed with it. */
 export type ClassChangeListener = (channelId: string) => void;
 
+/** Everything of a query that decides its page, in a fixed order; `q`, the one free text, last (no ambiguity). */
+const pageKey = (q: ChannelQuery): string =>
+  `${q.classes?.join(',')}|${q.districts?.join(',')}|${q.networks?.join(',')}|${q.statuses?.join(',')}|${q.bbox?.join(',')}|${q.limit}|${q.cursor}|${q.q === undefined ? '' : `=${q.q}`}`;
+
+function withoutSource(channel: Channel): Channel {
+  if (channel.sourceUrl === undefined) return channel;
+  const { sourceUrl: _hidden, ...rest } = channel;
+  return rest;
+}
+
 export class CatalogService {
   private readonly classChangeListeners: ClassChangeListener[] = [];
+  /** Query results by what decides them (what the caller sees, the query); valid for one catalog version. */
+  private readonly pages = new Map<string, ChannelPage>();
+  private pagesVersion = -1;
+  /** Channel ids by the GB/T 28181 device whose catalog holds them. */
+  private readonly byDevice = new Map<string, Set<string>>();
 
   constructor(
     private readonly index: CatalogIndex,
@@ -55,9 +117,18 @@ export class CatalogService {
     private readonly audit: AuditService,
   ) {
     // Another broker imported or patched channels (Redis mode).
-    store.onRemoteChange(({ collection, doc }) => {
+    store.onRemoteChange(({ collection, id, doc }) => {
+      if (collection === 'meta' && id === CATALOG_BASE_DOC && doc) {
+        // Another broker seeded the demo: its channels follow as documents of their own.
+        const channels = generateBase(doc as CatalogBase);
+        const changed = this.classChanged(channels);
+        index.upsertMany(channels);
+        this.tellClassChanged(changed);
+        return;
+      }
       if (collection !== 'channels' || !doc) return;
       const changed = this.classChanged([doc as Channel]);
+      this.trackDevices([doc as Channel]);
       index.upsert(doc as Channel);
       this.tellClassChanged(changed);
     });
@@ -65,8 +136,12 @@ export class CatalogService {
 
   static async open(store: DocumentStore, access: AccessControl, audit: AuditService): Promise<CatalogService> {
     const index = new CatalogIndex();
-    index.upsertMany(await store.all<Channel>('channels'));
-    return new CatalogService(index, store, access, audit);
+    const [base, stored] = await Promise.all([store.get<CatalogBase>('meta', CATALOG_BASE_DOC), store.all<Channel>('channels')]);
+    const channels = base ? overlay(generateBase(base), stored) : stored;
+    index.upsertMany(channels);
+    const service = new CatalogService(index, store, access, audit);
+    service.trackDevices(stored);
+    return service;
   }
 
   onClassChange(listener: ClassChangeListener): void {
@@ -82,13 +157,34 @@ export class CatalogService {
   }
 
   list(principal: Principal, query: ChannelQuery): { items: Channel[]; total: number; nextCursor: string | null } {
+    const { items, withSource, ...rest } = this.page(principal, query);
+    return { ...rest, items: withSource ? [...items] : items.map(withoutSource) };
+  }
+
+  /**
+   * list() as the stored channels themselves (frozen: one object per version of a channel) and whether the
+   * caller may see their sources, so the HTTP layer can serialise each channel once and reuse the JSON.
+   */
+  page(principal: Principal, query: ChannelQuery): ChannelPage {
     this.access.assert(principal, 'channel:read', { agencyId: principal.agencyId });
     if (query.bbox) {
       const [minLon, minLat, maxLon, maxLat] = query.bbox;
       if (minLon > maxLon || minLat > maxLat) throw badRequest('bbox must be minLon,minLat,maxLon,maxLat');
     }
-    const result = this.index.query({ ...query, visible: this.visibility(principal) });
-    return { ...result, items: result.items.map((c) => this.present(principal, c)) };
+    const visible = this.visibility(principal);
+    const withSource = this.access.can(principal, 'channel:read-source', {});
+    if (this.pagesVersion !== this.index.version) {
+      this.pages.clear();
+      this.pagesVersion = this.index.version;
+    }
+    const key = `${withSource ? 1 : 0}|${visible === 'all' ? '*' : `${visible.classes.join(',')}/${visible.networks.join(',')}`}|${pageKey(query)}`;
+    const known = this.pages.get(key);
+    if (known) return known;
+    const result = this.index.query({ ...query, visible });
+    const page: ChannelPage = Object.freeze({ ...result, items: Object.freeze(result.items), withSource });
+    if (this.pages.size >= MAX_CACHED_PAGES) this.pages.delete(this.pages.keys().next().value!);
+    this.pages.set(key, page);
+    return page;
   }
 
   stats(principal: Principal) {
@@ -167,13 +263,55 @@ export class CatalogService {
     return this.write(channels);
   }
 
+  /**
+   * Seeds a generated catalog (demo mode) as its numbers plus the channels that differ from it (`overridesOf`
+   * picks them from the generated catalog),
+   * without an audit entry per channel: the same catalog as seed(overlay), a few bytes in the store instead of
+   * 27 MB. A channel stored before keeps no precedence over the generated one of its id (as seed() would
+   * overwrite it): it is dropped from the store.
+   */
+  async seedBase(base: CatalogBase, overridesOf: (generated: readonly Channel[]) => Channel[]): Promise<Channel[]> {
+    const plain = generateBase(base);
+    const overrides = overridesOf(plain);
+    const generated = overlay(plain, overrides);
+    if (this.index.size > 0) {
+      const kept = new Set(overrides.map((c) => c.id));
+      for (const channel of generated) {
+        if (!kept.has(channel.id) && this.index.get(channel.id)) await this.store.delete('channels', channel.id);
+      }
+    }
+    await this.store.put('meta', CATALOG_BASE_DOC, base);
+    await this.write(generated, overrides);
+    return overrides;
+  }
+
+  /** Channels from a GB/T 28181 device's catalog (sync, NOTIFY, device offline): no audit entry per channel. */
+  upsertFromDevice(channels: Channel[]): Promise<void> {
+    return this.write(channels);
+  }
+
+  /** The channels a GB/T 28181 device's catalog brought. */
+  channelsOfDevice(deviceId: string): Channel[] {
+    return [...(this.byDevice.get(deviceId) ?? [])].flatMap((id) => this.index.get(id) ?? []);
+  }
+
+  private trackDevices(channels: readonly Channel[]): void {
+    for (const channel of channels) {
+      if (channel.deviceId === undefined) continue;
+      let ids = this.byDevice.get(channel.deviceId);
+      if (!ids) this.byDevice.set(channel.deviceId, (ids = new Set()));
+      ids.add(channel.id);
+    }
+  }
+
   /** Stores in batches (bounded write size), then indexes once: each index build covers the whole catalog. */
-  private async write(channels: Channel[]): Promise<void> {
-    for (let i = 0; i < channels.length; i += STORE_BATCH) {
-      await this.store.putMany('channels', channels.slice(i, i + STORE_BATCH).map((doc) => ({ id: doc.id, doc })));
+  private async write(channels: Channel[], stored: readonly Channel[] = channels): Promise<void> {
+    for (let i = 0; i < stored.length; i += STORE_BATCH) {
+      await this.store.putMany('channels', stored.slice(i, i + STORE_BATCH).map((doc) => ({ id: doc.id, doc })));
     }
     if (channels.length === 0) return;
     const changed = this.classChanged(channels);
+    this.trackDevices(channels);
     this.index.upsertMany(channels);
     this.tellClassChanged(changed);
   }
@@ -198,9 +336,19 @@ export class CatalogService {
 
   /** sourceUrl is for platform-admins only. */
   private present(principal: Principal, channel: Channel): Channel {
-    if (channel.sourceUrl === undefined || this.access.can(principal, 'channel:read-source', {})) return channel;
-    const { sourceUrl: _hidden, ...rest } = channel;
+    const shown = channel.source === undefined ? { ...channel, source: 'url' as const } : channel;
+    if (shown.sourceUrl === undefined || this.access.can(principal, 'channel:read-source', {})) return shown;
+    const { sourceUrl: _hidden, ...rest } = shown;
     return rest;
+  }
+
+  /** The media plane saw the channel's camera send `codec` (no audit entry: an observation, not an edit). */
+  async recordCodec(id: string, codec: NonNullable<Channel['codec']>): Promise<void> {
+    const current = this.index.get(id);
+    if (!current || current.codec === codec) return;
+    const updated: Channel = { ...current, codec };
+    await this.store.put('channels', id, updated);
+    this.index.upsert(updated);
   }
 
   /** Internal: the channel with its source, for the media plane. */
