@@ -6,7 +6,10 @@ const benches: Record<string, () => Promise<unknown>> = {
   'first-frame': async () => (await import('./first-frame.js')).firstFrameBench(),
   'media-capacity': async () => (await import('./media-capacity.js')).mediaCapacityBench(),
   burst: async () => (await import('./burst.js')).burstBench(),
+  startup: async () => (await import('./startup.js')).startupBench(),
   soak: async () => (await import('./soak.js')).soakBench(),
+  'gb-first-frame': async () => (await import('./gb-first-frame.js')).gbFirstFrameBench(),
+  'gb-devices': async () => (await import('./gb-devices.js')).gbDevicesBench(),
 };
 
 const name = process.argv[2];

@@ -34,6 +34,12 @@ import { RedisSlotStore } from './store/redis/slot-store.js';
 import { RedisEventBus } from './store/redis/event-bus.js';
 import { RedisLoginAttemptCounter } from './store/redis/login-attempts.js';
 import { createMedia } from './media/create-media.js';
+import { supportsRtp, withGbPlay } from './media/gb-play.js';
+import { GbServer } from './gb28181/gb-server.js';
+import { GbDeviceRegistry } from './gb28181/gb-devices.js';
+import { GbCalls, type BrokerLink, type GbCall } from './gb28181/gb-calls.js';
+import { busKey } from './gb28181/gb-bus-messages.js';
+import { RedisBrokerLink } from './store/redis/broker-link.js';
 
 export interface Secrets {
   /** Signs people's access tokens. */
@@ -58,6 +64,8 @@ export interface Broker {
   slots: SlotStore;
   media: MediaControl;
   secrets: Secrets;
+  /** GB/T 28181 signalling; absent when BROKER_GB_SIP_PORT is 0. */
+  gb?: GbServer;
   storeReady(): Promise<boolean>;
   /** Starts the lease sweep (expiry, idle close, queue). Tests may drive `sweep()` instead. */
   start(): void;
@@ -82,6 +90,10 @@ interface StoreAdapters {
   events: EventBus;
   /** Failed-login counters shared by all brokers (Redis); in-process when absent. */
   loginCounter?: LoginAttemptCounter;
+  /** Failed GB/T 28181 REGISTER counters, shared the same way. */
+  gbRegisterCounter?: LoginAttemptCounter;
+  /** Messages to the other brokers (Redis); absent for the embedded store, which has no others. */
+  brokerLink?(selfId: string): Promise<BrokerLink>;
   ready(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -132,6 +144,8 @@ async function openRedisStores(config: Config, logger: Logger): Promise<StoreAda
     slots,
     events,
     loginCounter: new RedisLoginAttemptCounter(client, `${prefix}:login`),
+    gbRegisterCounter: new RedisLoginAttemptCounter(client, `${prefix}:gb-register`),
+    brokerLink: (selfId) => RedisBrokerLink.open(client, prefix, selfId, (err) => logger.warn({ err }, 'redis broker link error')),
     ready: async () => (await redisCall(client, () => client.ping())) === 'PONG',
     close: async () => {
       await events.close();
@@ -212,18 +226,21 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     onError: (err) => logger.error({ err }, 'audit: a summary of repeated denials could not be written'),
     signer,
   });
-  const accounts = await AccountsService.open({
-    store,
-    access,
-    audit,
-    throttle: new LoginThrottle({
+  // Failed logins and failed GB/T 28181 REGISTERs follow the same limits, each in its own counters.
+  const loginThrottle = (counter: LoginAttemptCounter | undefined) =>
+    new LoginThrottle({
       maxFailuresPerPair: config.loginMaxFailuresPerUser,
       maxFailuresPerAddress: config.loginMaxFailuresPerAddress,
       windowSeconds: config.loginFailureWindowSeconds,
       failureDelayMs: config.loginFailureDelayMs,
       maxFailureDelayMs: config.loginMaxFailureDelayMs,
-      counter: stores.loginCounter,
-    }),
+      counter,
+    });
+  const accounts = await AccountsService.open({
+    store,
+    access,
+    audit,
+    throttle: loginThrottle(stores.loginCounter),
     tokenSecret: secrets.token,
     tokenTtlSeconds: config.tokenTtlSeconds,
   });
@@ -233,7 +250,28 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     if (collection === 'policy') access.reload().catch((err: unknown) => logger.error({ err }, 'policy reload failed'));
   });
   const events = stores.events;
-  const media = overrides.media ?? (await createMedia(config, secrets, logger));
+  // GB/T 28181 channels play through the media plane's RTP ports and the SIP dialogs (gb-play.ts); `gb` starts below.
+  let gb: GbServer | undefined;
+  let gbRegistry: GbDeviceRegistry | undefined;
+  let gbCalls: GbCalls | undefined;
+  let gbLink: BrokerLink | undefined;
+  const gbRealm = config.gbRealm ?? config.gbServerId.slice(0, 10);
+  const rawMedia = overrides.media ?? (await createMedia(config, secrets, logger));
+  const media = withGbPlay(
+    rawMedia,
+    () =>
+      gbCalls && gbRegistry
+        ? {
+            realm: gbRealm,
+            transportOf: (deviceId) => gbRegistry?.get(deviceId)?.mediaTransport,
+            invite: (deviceId, channelId, fence, offer) => gbCalls!.invite(deviceId, channelId, fence, offer),
+            bye: (call) => gbCalls!.bye(call as GbCall),
+            byeForward: (channelId, fence) => gbCalls!.byeForward(channelId, fence),
+            onEnded: (listener) => gbCalls!.onEnded((call) => listener(call)),
+          }
+        : undefined,
+    logger,
+  );
 
   let streams: StreamService | undefined;
   const effects = new LeaseEffects({
@@ -267,6 +305,55 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     );
   });
 
+  gbRegistry = config.gbSipPort === 0 ? undefined : await GbDeviceRegistry.open(store, access, audit, gbRealm);
+  gb = gbRegistry === undefined ? undefined : await GbServer.start({
+    config: {
+      host: config.gbSipHost,
+      port: config.gbSipPort,
+      advertisedHost: config.gbSipAdvertisedHost ?? config.gbSipHost,
+      serverId: config.gbServerId,
+      realm: config.gbRealm ?? config.gbServerId.slice(0, 10),
+      keepaliveTimeoutMs: config.gbKeepaliveTimeoutSeconds * 1000,
+      maxMessageBytes: config.gbSipMaxMessageBytes,
+      maxHeaders: config.gbSipMaxHeaders,
+      maxTcpConnections: config.gbSipMaxTcpConnections,
+      udpReceiveBufferBytes: config.gbSipUdpReceiveBufferBytes,
+      catalogTimeoutMs: config.gbCatalogTimeoutSeconds * 1000,
+      catalogMaxItems: config.gbCatalogMaxItems,
+      subscribeExpiresSeconds: config.gbSubscribeExpiresSeconds,
+      inviteTimeoutMs: config.sourceTimeoutSeconds * 1000,
+    },
+    registry: gbRegistry,
+    catalog,
+    audit,
+    // Failed REGISTERs are throttled like logins (API.md), in their own counters.
+    throttle: loginThrottle(stores.gbRegisterCounter),
+    log: logger,
+    // A device offline: the live sessions on its channels end `source-failed` (API.md).
+    failChannels: async (channelIds) => {
+      for (const channelId of channelIds) {
+        const forward = await slots.forwardOf(channelId);
+        if (forward) await effects.apply(await slots.failForward(channelId, forward.fence));
+      }
+    },
+  });
+
+  if (gb && gbRegistry) {
+    // With Redis, a device registered with another broker plays through that one (gb-calls.ts).
+    gbLink = await stores.brokerLink?.(gb.instanceId);
+    gbCalls = new GbCalls({
+      selfId: gb.instanceId,
+      dialogs: gb.dialogs,
+      registry: gbRegistry,
+      channelOf: (id) => catalog.channel(id),
+      link: gbLink,
+      busKey: busKey(secrets.mediaControl),
+      rtpHosts: () => (supportsRtp(rawMedia) ? rawMedia.rtpHosts() : []),
+      requestTimeoutMs: config.sourceTimeoutSeconds * 1000,
+      log: logger,
+    });
+  }
+
   const players = new PlayerAudit({
     audit,
     slots,
@@ -293,6 +380,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     slots,
     media,
     secrets,
+    gb,
     storeReady: () => stores.ready(),
     sweep,
     start() {
@@ -308,6 +396,9 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     async close() {
       clearInterval(sweepTimer);
       await sweeping;
+      await gbCalls?.close();
+      await gb?.close();
+      await gbLink?.close();
       await grants.settled();
       effects.close();
       await media.close();

@@ -88,6 +88,38 @@ export const ConfigSchema = Type.Object(
     auditSigningKey: Type.Optional(Type.String({ minLength: 1, maxLength: 16384 })),
     /** Players one session's URLs admit at once (API.md "Streams"); passed to the embedded media node. */
     maxPlayersPerSession: Type.Integer({ minimum: 1, maximum: 100 }),
+    /**
+     * H.265 → H.264 transcodes the embedded media node runs at once (API.md Streams `codec: "h264"`); each is
+     * a libx264 encoder. 0 turns them off. Nodes of BROKER_MEDIA=nodes have their own
+     * MEDIA_MAX_TRANSCODES.
+     */
+    mediaMaxTranscodes: Type.Integer({ minimum: 0, maximum: 256 }),
+    /** GB/T 28181 SIP, UDP and TCP on one port (API.md "GB/T 28181 access"); port 0 turns it off. */
+    gbSipHost: Type.String({ minLength: 1, maxLength: 255 }),
+    gbSipPort: Port,
+    /** The address devices are told to reach us at (Via, Contact); unset: gbSipHost. */
+    gbSipAdvertisedHost: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    /** The broker's SIP id: 20 digits, device type 200 (digits 11-13). */
+    gbServerId: Type.String({ pattern: '^[0-9]{10}200[0-9]{7}$' }),
+    /** Digest realm; unset: the first 10 digits of the server id. */
+    gbRealm: Type.Optional(Type.String({ pattern: '^[0-9]{10}$' })),
+    gbKeepaliveTimeoutSeconds: Seconds(10, 3600),
+    /** Bytes of one SIP message (UDP datagram or TCP frame); bigger ones are dropped / end the connection. */
+    gbSipMaxMessageBytes: Type.Integer({ minimum: 1024, maximum: 1048576 }),
+    gbSipMaxHeaders: Type.Integer({ minimum: 8, maximum: 256 }),
+    gbSipMaxTcpConnections: Type.Integer({ minimum: 1, maximum: 100000 }),
+    /**
+     * Kernel receive buffer of the SIP UDP socket. The default (~208 KB, a few hundred REGISTERs) overflows
+     * when a thousand devices register at once after a restart, and their synchronized retransmissions
+     * overflow it again (bench gb-devices). Linux caps it at net.core.rmem_max.
+     */
+    gbSipUdpReceiveBufferBytes: Type.Integer({ minimum: 65536, maximum: 268435456 }),
+    /** How long a Catalog answer split over many MESSAGEs may take to arrive in full. */
+    gbCatalogTimeoutSeconds: Seconds(1, 600),
+    /** Items one device's catalog may bring (a lower platform's whole catalog). */
+    gbCatalogMaxItems: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    /** Life of the catalog subscription (SUBSCRIBE Expires); refreshed at two thirds of it. */
+    gbSubscribeExpiresSeconds: Seconds(60, 86400),
   },
   { additionalProperties: false },
 );
@@ -161,5 +193,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     if (key instanceof Error) throw new ConfigError(`invalid auditSigningKey (BROKER_AUDIT_SIGNING_KEY): ${key.message}`);
   }
   config.dataDir = resolve(config.dataDir);
+  config.gbRealm ??= config.gbServerId.slice(0, 10);
   return config;
 }

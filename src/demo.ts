@@ -1,16 +1,18 @@
 /**
  * Demo mode: the ten municipal agencies of the seed, an administrator and an operator for each
  * (generated passwords, written once to a 0600 file in the data dir — never fixed passwords), the
- * 86,000-channel catalog, and live simulated cameras behind 20 of its channels.
+ * 86,000-channel catalog, and live simulated cameras behind 20 of its channels, a few of them H.265 (as most
+ * cameras bought since about 2018 are: issue 10), which a browser without H.265 plays through the H.264 fallback.
  * @see ../shared/DESIGN.md "Numbers the seed gives"
  */
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ChannelClass, Network } from './core/model.js';
+import type { Channel, ChannelClass, Network } from './core/model.js';
 import type { Broker } from './broker.js';
 import type { AgencyInput } from './accounts/accounts-service.js';
-import { demoSimulatedChannels, generateDemoCatalog } from './core/demo-catalog.js';
+import { DEMO_SEED, DEMO_TOTAL, demoSimulatedChannels } from './core/demo-catalog.js';
+import { seedDemoGbDevice, type DemoGbDevice } from './gb28181/demo-device.js';
 
 const agency = (id: string, name: string, networks: Network[], classes: ChannelClass[], forwarding: number, analytics: number, canPreempt = false): AgencyInput => ({
   id,
@@ -46,8 +48,20 @@ const generatePassword = () => randomBytes(12).toString('base64url');
 export interface DemoSeed {
   credentialsFile: string;
   channels: number;
-  /** Channels whose source is a simulated camera: rtmp://127.0.0.1:<port>/cam/<n>. */
-  simulated: Array<{ channelId: string; camera: number }>;
+  /**
+   * Channels whose source is a simulated camera: rtmp://127.0.0.1:<port>/cam/<n>, or /cam265/<n> for an H.265
+   * one (`codec: 'h265'`; absent in demo data dirs seeded before they existed: all H.264).
+   */
+  simulated: Array<{ channelId: string; camera: number; codec?: 'h265' }>;
+}
+
+/** The last quarter of the simulated cameras send H.265, at most three (each is a libx264 transcode per H.264 viewer's channel). */
+export const demoH265Cameras = (cameras: number) => Math.min(3, Math.floor(cameras / 4));
+
+/** The simulator camera behind the i-th (0-based) of `cameras` simulated channels: H.264 ones first, the H.265 ones last. */
+export function demoCamera(i: number, cameras: number): { path: string; camera: number; codec?: 'h265' } {
+  const h264 = cameras - demoH265Cameras(cameras);
+  return i < h264 ? { path: `cam/${i + 1}`, camera: i + 1 } : { path: `cam265/${i - h264 + 1}`, camera: i - h264 + 1, codec: 'h265' };
 }
 
 /** Seeds an empty broker. Returns where the generated credentials were written. */
@@ -68,22 +82,37 @@ export async function seedDemo(broker: Broker, options: { simulatorRtmpPort: num
       lines.push(`${username}\t${password}\t${role}\t${input.id}`);
     }
   }
+  // With SIP on, a simulated lower platform registers over GB/T 28181 (src/gb28181/demo-device.ts). Its password
+  // stays in the demo's meta document: the simulator is started again at every boot of a demo data dir.
+  const gbDevice = broker.gb ? await seedDemoGbDevice(broker.gb, admin) : undefined;
+  if (gbDevice) lines.push(`# GB/T 28181 lower platform (simulated): device ${gbDevice.id} password ${gbDevice.password}`);
   const credentialsFile = join(broker.config.dataDir, DEMO_CREDENTIALS_FILE);
   await writeFile(credentialsFile, lines.join('\n') + '\n', { mode: 0o600 });
 
-  const catalog = generateDemoCatalog({ total: options.total });
-  const simulated = demoSimulatedChannels(catalog, options.cameras).map((channel, i) => ({ channelId: channel.id, camera: i + 1 }));
-  const byId = new Map(catalog.map((c) => [c.id, c]));
-  for (const { channelId, camera } of simulated) {
-    const channel = byId.get(channelId)!;
-    byId.set(channelId, { ...channel, status: 'online', sourceUrl: `rtmp://127.0.0.1:${options.simulatorRtmpPort}/cam/${camera}`, tags: [...(channel.tags ?? []), 'simulated'] });
-  }
-  await broker.catalog.seed([...byId.values()]);
-  await broker.store.put('meta', 'demo', { simulated, simulatorRtmpPort: options.simulatorRtmpPort });
-  return { credentialsFile, channels: byId.size, simulated };
+  // The catalog is stored as its seed (regenerated at every open) plus the channels the simulator makes live.
+  const base = { kind: 'demo' as const, seed: DEMO_SEED, total: options.total ?? DEMO_TOTAL };
+  const live = await broker.catalog.seedBase(base, (catalog) =>
+    demoSimulatedChannels(catalog, options.cameras).map((channel, i): Channel => {
+      const camera = demoCamera(i, options.cameras);
+      return {
+        ...channel,
+        status: 'online',
+        sourceUrl: `rtmp://127.0.0.1:${options.simulatorRtmpPort}/${camera.path}`,
+        tags: [...(channel.tags ?? []), 'simulated'],
+        // Known by construction, so the console asks for H.264 at the first request already (web/js/codec.js).
+        ...(camera.codec && { codec: camera.codec }),
+      };
+    }),
+  );
+  const simulated = live.map((channel, i) => {
+    const { camera, codec } = demoCamera(i, live.length);
+    return { channelId: channel.id, camera, ...(codec && { codec }) };
+  });
+  await broker.store.put('meta', 'demo', { simulated, simulatorRtmpPort: options.simulatorRtmpPort, ...(gbDevice && { gbDevice }) });
+  return { credentialsFile, channels: base.total, simulated };
 }
 
-export async function demoState(broker: Broker): Promise<{ simulated: DemoSeed['simulated']; simulatorRtmpPort: number } | undefined> {
+export async function demoState(broker: Broker): Promise<{ simulated: DemoSeed['simulated']; simulatorRtmpPort: number; gbDevice?: DemoGbDevice } | undefined> {
   return broker.store.get('meta', 'demo');
 }
 

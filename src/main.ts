@@ -11,6 +11,7 @@ import { createLogger } from './logging.js';
 import { buildApp } from './app.js';
 import { demoState, seedDemo } from './demo.js';
 import { startSimulator } from './media/simulator.js';
+import { startDemoGbDevice } from './gb28181/demo-device.js';
 
 const ADMIN_PASSWORD_FILE = 'admin-password.txt';
 
@@ -43,16 +44,6 @@ async function main() {
 
   const wantDemo = config.demo === '1' || (config.demo === 'auto' && fresh);
   const seeded = await demoState(broker);
-  // The simulated cameras start beside the seeding and the HTTP server: the API does not need
-  // them to answer, and a stream requested before they publish waits for its source anyway.
-  const cameras = seeded?.simulated.length ?? (wantDemo ? config.demoCameras : 0);
-  const simulator =
-    config.media !== 'none' && cameras > 0
-      ? startSimulator({ cameras, rtmpPort: seeded?.simulatorRtmpPort ?? config.simulatorRtmpPort }).catch((err: unknown) => {
-          logger.error({ err }, 'camera simulator failed to start; demo channels will answer SOURCE_UNAVAILABLE');
-          return undefined;
-        })
-      : undefined;
   if (wantDemo && !seeded) {
     const seed = await seedDemo(broker, { simulatorRtmpPort: config.simulatorRtmpPort, cameras: config.demoCameras });
     logger.info({ channels: seed.channels, credentials: seed.credentialsFile }, 'demo data seeded');
@@ -63,13 +54,35 @@ async function main() {
   await app.listen({ host: config.host, port: config.port });
   broker.start();
 
+  // The simulated cameras start once the API answers: it does not need them, and spawning their ffmpeg
+  // processes is a third of a second the first answer would otherwise wait for. A stream requested before
+  // they publish waits for its source anyway.
+  const h265Cameras = demo?.simulated.filter((s) => s.codec === 'h265').length ?? 0;
+  const cameras = (demo?.simulated.length ?? 0) - h265Cameras;
+  const simulator =
+    config.media !== 'none' && cameras + h265Cameras > 0
+      ? startSimulator({ cameras, h265Cameras, rtmpPort: demo!.simulatorRtmpPort }).catch((err: unknown) => {
+          logger.error({ err }, 'camera simulator failed to start; demo channels will answer SOURCE_UNAVAILABLE');
+          return undefined;
+        })
+      : undefined;
+
+  const gbDevice =
+    config.media !== 'none' && broker.gb && demo?.gbDevice
+      ? startDemoGbDevice(demo.gbDevice, { port: config.gbSipPort, serverId: config.gbServerId }).catch((err: unknown) => {
+          logger.error({ err }, 'the simulated GB/T 28181 platform failed to start; its channels stay offline');
+          return undefined;
+        })
+      : undefined;
+
   const address = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
   process.stdout.write(
     [
       `Sharp Eyes broker ready in ${Math.round(performance.now() - startedAt)} ms: ${address}`,
       `  console:  ${address}/          API docs: ${address}/docs`,
       `  log in as admin (password above, or in ${join(config.dataDir, ADMIN_PASSWORD_FILE)} on first start)`,
-      demo ? `  demo accounts: ${join(config.dataDir, 'demo-credentials.txt')}; ${demo.simulated.length} channels play simulated cameras` : '',
+      demo ? `  demo accounts: ${join(config.dataDir, 'demo-credentials.txt')}; ${demo.simulated.length} channels play simulated cameras (${h265Cameras} of them H.265)` : '',
+      demo?.gbDevice && broker.gb ? `  GB/T 28181: SIP on port ${config.gbSipPort}; a simulated lower platform (${demo.gbDevice.id}) registers with a few channels` : '',
       '',
     ]
       .filter((l) => l !== undefined)
@@ -95,6 +108,7 @@ async function main() {
       clearInterval(idleSweep);
       await broker.close();
       await (await simulator)?.stop();
+      await (await gbDevice)?.stop();
       logger.info('stopped');
       process.exit(0);
     } catch (err) {

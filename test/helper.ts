@@ -4,6 +4,7 @@
  */
 import type { Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -64,11 +65,18 @@ export async function buildTestBroker(
     env.BROKER_REDIS_PREFIX = `t${randomBytes(6).toString('hex')}`;
     t.teardown(() => deleteRedisPrefix(env.BROKER_REDIS_PREFIX!));
   }
-  const adminPassword = randomBytes(12).toString('base64url');
+  // A broker reopened on the same data dir or Redis prefix passes the first one's password (config.adminPassword).
+  const adminPassword = options.config?.adminPassword ?? randomBytes(12).toString('base64url');
   const config = loadConfig(
-    { BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', ...env },
+    // GB/T 28181 off unless a test asks for it: its default port (5060) is one for the whole machine.
+    { BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', BROKER_GB_SIP_PORT: '0', ...env },
     { adminPassword, logLevel: 'silent', ...options.config },
   );
+  if (config.media === 'embedded') {
+    // The broker runs here from sources; its media node child runs compiled, as the other children do.
+    assertDistFresh();
+    process.env.BROKER_MEDIA_NODE_COMPILED = '1';
+  }
   const logger = createLogger({ level: config.logLevel });
   const broker = await createBroker(config, logger, options.overrides);
   await broker.accounts.bootstrap(config.adminPassword, () => adminPassword);
@@ -145,14 +153,47 @@ export async function until(_t: Test, what: string, check: () => Promise<boolean
 
 const projectRoot = fileURLToPath(new URL('..', import.meta.url));
 
-/** Runs a TypeScript entry point of the project (`src/cli/…`, `src/main.ts`) to its end, with its output. */
+/**
+ * Node arguments that run a script: an entry point of the project (`src/…/x.ts`) runs as deployed, compiled
+ * from dist/, which also spares every child process tsx's start-up (about a second of CPU each); a test's
+ * own fixture (`test/…`) runs through tsx. `npm test` compiles first (pretest); a test run straight through
+ * `npx tap` after a source change is told to.
+ */
+export function nodeArgs(script: string): string[] {
+  const compiled = /^src\/(.+)\.ts$/.exec(script);
+  if (!compiled) return ['--import', 'tsx', script];
+  assertDistFresh();
+  return [join(projectRoot, 'dist', `${compiled[1]}.js`)];
+}
+
+let distChecked = false;
+function assertDistFresh(): void {
+  if (distChecked) return;
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((max, entry) => {
+      const file = join(dir, entry.name);
+      return Math.max(max, entry.isDirectory() ? newest(file) : statSync(file).mtimeMs);
+    }, 0);
+  let built = 0;
+  try {
+    built = statSync(join(projectRoot, 'dist/.tsbuildinfo')).mtimeMs;
+  } catch {
+    // never built
+  }
+  if (newest(join(projectRoot, 'src')) > built) {
+    throw new Error('dist/ is older than src/: child processes run the compiled code, so run `npm run build` (npm test does it)');
+  }
+  distChecked = true;
+}
+
+/** Runs an entry point of the project (`src/cli/…`, `src/main.ts`) to its end, with its output. */
 export function runScript(
   script: string,
   args: string[] = [],
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs(script), ...args], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -1,5 +1,5 @@
 // The Sharp Eyes operator/administrator console: sign-in, capacity, channel search, watching
-// streams, sessions and, by role, users, agencies and the audit trail. Uses only the public API.
+// streams, sessions and, by role, users, agencies, GB/T 28181 devices and the audit trail. Uses only the public API.
 // @see API.md
 import { api, currentSession, storeSession, whenUnauthenticated } from './js/api.js';
 import { h, showError, showMessage } from './js/dom.js';
@@ -12,6 +12,7 @@ import { channelsPanel } from './js/channels.js';
 import { sessionsPanel } from './js/sessions.js';
 import { usersPanel } from './js/users.js';
 import { agenciesPanel } from './js/agencies.js';
+import { devicesPanel } from './js/devices.js';
 import { auditPanel } from './js/audit.js';
 
 const $ = (id) => document.getElementById(id);
@@ -47,7 +48,11 @@ function panelsFor(me, context) {
     panels.push({ id: 'agency-sessions', key: `tab.${scope}`, build: () => (context.agencySessions = sessionsPanel({ id: 'agency-sessions', scope, ...context.sessionHooks })) });
     panels.push({ id: 'users', key: 'tab.users', build: () => usersPanel({ me }) });
   }
-  if (me.role === 'platform-admin') panels.push({ id: 'agencies', key: 'tab.agencies', build: () => agenciesPanel() });
+  if (me.role === 'platform-admin') {
+    panels.push({ id: 'agencies', key: 'tab.agencies', build: () => agenciesPanel() });
+    // GB/T 28181 devices are the platform's, not an agency's (the API refuses everyone else).
+    panels.push({ id: 'devices', key: 'tab.devices', build: () => devicesPanel() });
+  }
   panels.push({ id: 'audit', key: 'tab.audit', build: () => auditPanel({ me }) });
   return panels;
 }

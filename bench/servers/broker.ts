@@ -1,6 +1,7 @@
 /**
  * The broker as a bench target: built exactly like the process (config from BROKER_* env), the
- * 86,000-channel demo catalog loaded, one agency with an operator. Prints {port, pid, token, adminToken, ...}.
+ * 86,000-channel demo catalog loaded, one agency with an operator, and BENCH_GB_DEVICES GB/T 28181 devices.
+ * Prints {port, pid, token, adminToken, ...}.
  * Brokers sharing one Redis prefix must be given the same BENCH_ADMIN_PASSWORD: only the first one
  * creates `admin`, the others log in with its password.
  */
@@ -12,7 +13,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { createBroker } from '../../src/broker.js';
 import { buildApp } from '../../src/app.js';
-import { generateDemoCatalog } from '../../src/core/demo-catalog.js';
+import { DEMO_SEED, DEMO_TOTAL } from '../../src/core/demo-catalog.js';
 import type { Channel } from '../../src/core/model.js';
 
 /** Class-1 video channels in 天河 (440106): GB/T 28181 code with device type 131, network digit 0. */
@@ -33,7 +34,7 @@ const started = performance.now();
 const adminPassword = process.env.BENCH_ADMIN_PASSWORD ?? randomBytes(12).toString('base64url');
 const scratchDir = mkdtempSync(join(tmpdir(), 'se-bench-'));
 const config = loadConfig(
-  { BROKER_DATA_DIR: scratchDir, BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_LOG_LEVEL: 'warn', ...process.env },
+  { BROKER_DATA_DIR: scratchDir, BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_LOG_LEVEL: 'warn', BROKER_GB_SIP_PORT: '0', ...process.env },
   { adminPassword, port: 0 },
 );
 const logger = pino({ level: config.logLevel });
@@ -44,7 +45,8 @@ const cameraChannels = process.env.BENCH_CAMERA_BASE_URL
   ? simulatedCameraChannels(process.env.BENCH_CAMERA_BASE_URL, Number(process.env.BENCH_CAMERAS ?? 1))
   : [];
 if (cameraChannels.length > 0) await broker.catalog.seed(cameraChannels);
-else if (broker.catalog.size === 0 && process.env.BENCH_SEED !== '0') await broker.catalog.seed(generateDemoCatalog());
+// As demo mode seeds it: the catalog's seed in the store, the channels regenerated from it.
+else if (broker.catalog.size === 0 && process.env.BENCH_SEED !== '0') await broker.catalog.seedBase({ kind: 'demo', seed: DEMO_SEED, total: DEMO_TOTAL }, () => []);
 if (!broker.accounts.agency('bench')) {
   await broker.accounts.createAgency(admin, {
     id: 'bench',
@@ -53,6 +55,22 @@ if (!broker.accounts.agency('bench')) {
     classes: [1, 2, 3],
     quotas: { forwarding: 100000, analytics: 100000 },
   });
+}
+// bench gb-devices: its devices, created in process (the API's code minus HTTP: thousands of POSTs would
+// take the bench's whole time budget on two shared cores), ids counting up from BENCH_GB_FIRST_ID.
+let gbCreateMs: number | undefined;
+const gbDevices = Number(process.env.BENCH_GB_DEVICES ?? 0);
+if (gbDevices > 0 && broker.gb) {
+  const gbStarted = performance.now();
+  const first = Number(process.env.BENCH_GB_FIRST_ID!.slice(14));
+  const prefix = process.env.BENCH_GB_FIRST_ID!.slice(0, 14);
+  for (let i = 0; i < gbDevices; i += 200) {
+    await Promise.all(Array.from({ length: Math.min(200, gbDevices - i) }, (_, j) => {
+      const id = `${prefix}${String(first + i + j).padStart(6, '0')}`;
+      return broker.gb!.create(admin, { id, name: `bench device ${id.slice(-6)}`, password: process.env.BENCH_GB_PASSWORD! });
+    }));
+  }
+  gbCreateMs = Math.round(performance.now() - gbStarted);
 }
 const password = randomBytes(12).toString('base64url');
 const username = `bench.op.${randomBytes(3).toString('hex')}`;
@@ -71,6 +89,7 @@ console.log(
     adminToken,
     channels: broker.catalog.size,
     readyMs: Math.round(performance.now() - started),
+    ...(gbCreateMs !== undefined && { gbCreateMs }),
     ...(cameraChannels.length > 0 && { channelIds: cameraChannels.map((c) => c.id) }),
   }),
 );

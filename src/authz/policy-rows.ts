@@ -35,6 +35,8 @@ export const ACTIONS = [
   'audit:public-key',
   'report:read',
   'media:read',
+  'gb-device:read',
+  'gb-device:write',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 

@@ -6,7 +6,7 @@
  * @see GB/T 28181-2016 附录 D (编码规则 A)
  * @see ../../../shared/API.md "Channels"
  */
-import { CHANNEL_STATUSES, type Channel, type ChannelClass, type ChannelStatus, type GeoPoint, type Network } from './model.js';
+import { CHANNEL_STATUSES, VIDEO_CODECS, type Channel, type ChannelClass, type ChannelStatus, type GeoPoint, type Network } from './model.js';
 
 /** Device types (digits 11-13) a channel may carry. Other codes (alarm inputs, platforms, users...) are no channels. */
 export const CHANNEL_DEVICE_TYPES: Readonly<Record<string, string>> = {
@@ -139,6 +139,7 @@ export interface ValidateChannelOptions {
 
 const CHANNEL_FIELDS = new Set([
   'id', 'name', 'class', 'district', 'network', 'location', 'status', 'ownerAgency', 'tags', 'sourceUrl',
+  'source', 'deviceId', 'codec',
 ]);
 const PATCH_FIELDS = new Set(['name', 'status', 'sourceUrl', 'location', 'tags']);
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -184,6 +185,18 @@ export function validateChannel(input: unknown, options: ValidateChannelOptions 
     if (record.tags !== undefined) channel.tags = checkTags(record.tags);
     if (record.sourceUrl !== undefined) channel.sourceUrl = checkSourceUrl(record.sourceUrl);
     else if (options.requireSourceUrl) throw new FieldError('sourceUrl is required');
+    if (record.source !== undefined) {
+      if (record.source !== 'url' && record.source !== 'gb28181') throw new FieldError('source is "url" or "gb28181"');
+      channel.source = record.source;
+    }
+    if (record.deviceId !== undefined) {
+      if (typeof record.deviceId !== 'string' || !/^[0-9]{20}$/.test(record.deviceId)) throw new FieldError('deviceId is a 20-digit GB/T 28181 code');
+      channel.deviceId = record.deviceId;
+    }
+    if (record.codec !== undefined) {
+      if (!(VIDEO_CODECS as readonly unknown[]).includes(record.codec)) throw new FieldError('codec is "h264" or "h265"');
+      channel.codec = record.codec as Channel['codec'];
+    }
     return { ok: true, channel };
   } catch (error) {
     if (error instanceof FieldError) return { ok: false, code: 'BAD_REQUEST', message: error.message };

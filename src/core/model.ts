@@ -32,7 +32,19 @@ export interface Channel {
   tags?: string[];
   /** Only platform-admins see it. rtmp://, rtsp:// or http(s)://...flv */
   sourceUrl?: string;
+  /** Where the video comes from: a source URL (the default when absent) or a GB/T 28181 device. */
+  source?: 'url' | 'gb28181';
+  /** The GB/T 28181 device or lower platform whose catalog holds it (source gb28181). */
+  deviceId?: string;
+  /** What the media plane last saw the camera send (API.md Channels `codec`). */
+  codec?: VideoCodecName;
 }
+
+export const VIDEO_CODECS = ['h264', 'h265'] as const;
+export type VideoCodecName = (typeof VIDEO_CODECS)[number];
+/** What a stream request asks to play (API.md Streams `codec`): the camera's own codec, or H.264 for browsers that need it. */
+export const STREAM_CODEC_REQUESTS = ['source', 'h264'] as const;
+export type StreamCodecRequest = (typeof STREAM_CODEC_REQUESTS)[number];
 
 export const ROLES = ['platform-admin', 'admin', 'operator', 'service'] as const;
 export type Role = (typeof ROLES)[number];

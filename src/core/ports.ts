@@ -2,13 +2,13 @@
  * The ports the core needs. Adapters: src/store/memory (embedded, files under the data dir) and
  * src/store/redis (node-redis + Lua). The core never imports an adapter.
  */
-import type { AuditDraft, AuditEntry, EndReason, Priority } from './model.js';
+import type { AuditDraft, AuditEntry, EndReason, Priority, StreamCodecRequest, VideoCodecName } from './model.js';
 
 // ---------------------------------------------------------------------------------------------
 // Documents: agencies, users, service accounts, channels, policy lines, meta.
 // ---------------------------------------------------------------------------------------------
 
-export type Collection = 'agencies' | 'users' | 'serviceAccounts' | 'channels' | 'policy' | 'meta';
+export type Collection = 'agencies' | 'users' | 'serviceAccounts' | 'channels' | 'policy' | 'meta' | 'gbDevices';
 
 export interface PutOptions {
   /** Fail with a ConflictError unless no document with this id exists yet. */
@@ -92,6 +92,8 @@ export interface SessionLease {
   expiresAt: number;
   /** Fencing token of the channel's forward (one INCR per new forward). */
   fence: number;
+  /** What the client asked to play (API.md Streams `codec`); absent: `source`. */
+  requestedCodec?: StreamCodecRequest;
 }
 
 export interface ReservationLease {
@@ -122,6 +124,8 @@ export interface OpenSessionRequest {
   idempotencyKey?: string;
   /** > 0: when the pool is full, queue for up to this long (the caller then awaits the ticket). */
   waitMs: number;
+  /** Kept on the session (absent: `source`). */
+  requestedCodec?: StreamCodecRequest;
 }
 
 export type OpenSessionResult =
@@ -196,7 +200,11 @@ export interface SlotStore {
   cancelTicket(ticketId: string): Promise<TicketOutcome>;
   /** Extends the lease by its TTL; null when the session is unknown or ended. */
   heartbeatSession(sessionId: string, ttlMs: number): Promise<SessionLease | null>;
-  endSession(sessionId: string, reason: EndReason): Promise<SlotEvents | null>;
+  /**
+   * `closeIdleForward`: when it was the forward's last session, the forward closes now instead of lingering
+   * (a grant that could not be completed must not hold a slot for BROKER_IDLE_CLOSE_SECONDS).
+   */
+  endSession(sessionId: string, reason: EndReason, options?: { closeIdleForward?: boolean }): Promise<SlotEvents | null>;
   getSession(sessionId: string): Promise<SessionLease | null>;
   listSessions(filter: { agencyId?: string; principalId?: string }): Promise<SessionLease[]>;
   /** Revocation: end every session and reservation of a principal. */
@@ -281,6 +289,12 @@ export interface MediaPlayerEvents {
   nodeLost?: boolean;
 }
 
+/** Where a forward runs, as its start answered: the node, and what its camera sends (once the node saw it). */
+export interface ForwardPlacement {
+  nodeId: string;
+  codec?: VideoCodecName;
+}
+
 export interface MediaControl {
   /**
    * Start relaying a channel (idempotent per fence). Resolves once the source sent its first media
@@ -288,7 +302,7 @@ export interface MediaControl {
    * within the source timeout, MediaUnavailableError when no node could take it, SourceInvalidError
    * for a source URL no node relays).
    */
-  startForward(input: { channelId: string; network: string; sourceUrl: string; fence: number }): Promise<{ nodeId: string }>;
+  startForward(input: { channelId: string; network: string; sourceUrl: string; fence: number; gb?: { deviceId: string } }): Promise<ForwardPlacement>;
   /**
    * A viewer joining a forward that another broker created: resolves once that forward (this fence)
    * has started, wherever it was started; rejects with the ForwardStartError its start failed with.
@@ -308,7 +322,16 @@ export interface MediaControl {
   cutPlayer(sessionId: string, channelId: string, playerId: string): Promise<boolean>;
   /** Player events as the nodes report them (each event once per broker fleet, see player-events.ts). */
   onPlayerEvents(listener: (report: MediaPlayerEvents) => void): void;
-  playUrls(input: { sessionId: string; channelId: string; fence: number; expiresAt: number }): Promise<PlayUrls>;
+  /**
+   * Makes the channel's H.264 rendition play for the session: its H.265 forward is transcoded once on its
+   * node, shared by every H.264 viewer, stopped when the last of their sessions ends (disconnectSession).
+   * Resolves false when the forward is not H.265 (its source is H.264 already: nothing to transcode);
+   * rejects with TranscodeCapacityExhaustedError when the node's budget is spent, MediaUnavailableError when
+   * the node cannot be asked or the transcoder does not start.
+   */
+  startTranscode(input: { sessionId: string; channelId: string }): Promise<boolean>;
+  /** `rendition: 'h264'`: URLs of the channel's transcoded H.264 stream (same token rules). */
+  playUrls(input: { sessionId: string; channelId: string; fence: number; expiresAt: number; rendition?: 'h264' }): Promise<PlayUrls>;
   /** Called when a forward ends on its own (source failed, node died). */
   onForwardFailed(listener: (channelId: string, fence: number) => void): void;
   nodes(): Promise<MediaNodeLoad[]>;
@@ -341,6 +364,14 @@ export class MediaUnavailableError extends ForwardStartError {
   constructor(message: string) {
     super(message);
     this.name = 'MediaUnavailableError';
+  }
+}
+
+/** The media node that forwards the channel runs all the transcodes it may: 503 TRANSCODE_CAPACITY_EXHAUSTED. */
+export class TranscodeCapacityExhaustedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TranscodeCapacityExhaustedError';
   }
 }
 

@@ -4,7 +4,7 @@
  * grant, denial and end, and tells clients through the event bus.
  * @see ../shared/API.md "Streams"
  */
-import type { Channel, EndReason, Principal, Priority } from './model.js';
+import type { Channel, EndReason, Principal, Priority, StreamCodecRequest, VideoCodecName } from './model.js';
 import type { AccessControl, MediaControl, PlayUrls, SessionLease, SlotStore } from './ports.js';
 import { ForwardStartError } from './ports.js';
 import type { AuditService } from './audit-service.js';
@@ -15,6 +15,7 @@ import type { GrantRevocation } from './grant-revocation.js';
 import { conflict, DomainError, forbidden, notFound } from './errors.js';
 import { newId } from './ids.js';
 import { forwardStartFailed } from './source-unavailable.js';
+import { sessionPlays, startH264 } from './stream-codec.js';
 
 export interface AgencyLookup {
   agency(id: string): { quotas: { forwarding: number; analytics: number }; canPreempt: boolean } | undefined;
@@ -41,6 +42,8 @@ export interface OpenStreamInput {
   purpose: string;
   priority?: Priority;
   waitSeconds?: number;
+  /** API.md Streams `codec` (default `source`). */
+  codec?: StreamCodecRequest;
 }
 
 export type StreamView = {
@@ -53,6 +56,8 @@ export type StreamView = {
   shared: boolean;
   createdAt: string;
   expiresAt: string;
+  /** What the session's URLs play; absent while the camera's codec is not known. */
+  codec?: VideoCodecName;
   urls: PlayUrls;
   players?: Array<{ id: string; address: string; protocol: string; since: string; bytes: number; userAgent: string }>;
 };
@@ -72,6 +77,7 @@ export class StreamService {
   async open(principal: Principal, input: OpenStreamInput, idempotencyKey: string | undefined, signal?: AbortSignal): Promise<StreamView> {
     this.o.access.assert(principal, 'stream:create', { agencyId: principal.agencyId });
     const priority = input.priority ?? 'normal';
+    const requestedCodec = input.codec ?? 'source';
     const channel = this.o.catalog.visibleChannel(principal, input.channelId);
     const agency = this.o.agencies.agency(principal.agencyId);
     if (!agency) throw notFound('agency');
@@ -83,7 +89,7 @@ export class StreamService {
       await this.deny(principal, input, `channel-${channel.status}`);
       throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} is ${channel.status}`);
     }
-    if (!channel.sourceUrl) {
+    if (!channel.sourceUrl && !(channel.source === 'gb28181' && channel.deviceId)) {
       // A catalog entry without a source cannot be relayed: refused before any slot is taken.
       await this.deny(principal, input, 'source-invalid');
       throw new DomainError('CHANNEL_OFFLINE', 409, `channel ${channel.id} has no source the platform can relay`);
@@ -101,6 +107,7 @@ export class StreamService {
       ttlMs: this.o.leaseTtlMs,
       idempotencyKey,
       waitMs: (input.waitSeconds ?? 0) * 1000,
+      ...(requestedCodec === 'h264' && { requestedCodec }),
     });
 
     let session: SessionLease;
@@ -134,8 +141,8 @@ export class StreamService {
       if (result.replayed) {
         // API.md: the same key replays the same request. A key reused for another one is the client's
         // bug; handing back the first session would put its user on a channel it did not ask for.
-        if (session.channelId !== channel.id || session.purpose !== input.purpose || session.priority !== priority) {
-          throw conflict('this Idempotency-Key was used for another request (channel, purpose or priority) in the last 10 minutes');
+        if (session.channelId !== channel.id || session.purpose !== input.purpose || session.priority !== priority || (session.requestedCodec ?? 'source') !== requestedCodec) {
+          throw conflict('this Idempotency-Key was used for another request (channel, purpose, priority or codec) in the last 10 minutes');
         }
         return this.view(session);
       }
@@ -148,7 +155,13 @@ export class StreamService {
     }
     let view: StreamView;
     try {
-      await this.ensureForward(channel, session, newForward, principal, input);
+      const codec = await this.ensureForward(channel, session, newForward, principal, input);
+      if (requestedCodec === 'h264') {
+        await startH264(this.o, channel.id, session.id, codec).catch(async (err: unknown) => {
+          if (err instanceof DomainError && err.code === 'TRANSCODE_CAPACITY_EXHAUSTED') await this.deny(principal, input, 'transcode-capacity');
+          throw err;
+        });
+      }
       // URLs before the grant goes on record: a grant is audited only once the client can be answered.
       view = await this.view(session);
       await this.o.audit.record({
@@ -157,7 +170,16 @@ export class StreamService {
         target: `session:${session.id}`,
         outcome: 'ok',
         purpose: input.purpose,
-        details: { channelId: channel.id, agencyId: principal.agencyId, priority, shared: session.shared, fence: session.fence },
+        details: {
+          channelId: channel.id,
+          agencyId: principal.agencyId,
+          priority,
+          shared: session.shared,
+          fence: session.fence,
+          requestedCodec,
+          ...(view.codec && { codec: view.codec }),
+          ...(sessionPlays(session, this.o.catalog).rendition && { transcoded: true }),
+        },
       });
     } catch (err) {
       // The client will never hear of this session (no grant on record, or no video): give its slot
@@ -193,11 +215,8 @@ export class StreamService {
   /** The session with its current players (as its media node lists them; [] when the node does not answer). */
   async get(principal: Principal, id: string): Promise<StreamView> {
     const session = await this.owned(principal, id, 'stream:read');
-    const [view, players] = await Promise.all([this.view(session), this.o.media.players(session.id, session.channelId).catch(() => [])]);
-    return {
-      ...view,
-      players: players.map((p) => ({ id: p.id, address: p.address, protocol: p.protocol, since: new Date(p.since).toISOString(), bytes: p.bytes, userAgent: p.userAgent })),
-    };
+    const [view, players] = await Promise.all([this.view(session), this.playersOf(session)]);
+    return { ...view, players };
   }
 
   /** Cut one player of a session; the session and its other players go on (the URL still admits a new one). */
@@ -215,12 +234,19 @@ export class StreamService {
     if (!cut) throw notFound('player');
   }
 
-  async list(principal: Principal, scope: 'mine' | 'agency' | 'all'): Promise<StreamView[]> {
+  /**
+   * `players`: each session with its current players (an admin's sessions view), asked of the media plane
+   * PLAYER_LOOKUPS at a time so a city-wide list does not open thousands of control requests at once.
+   */
+  async list(principal: Principal, scope: 'mine' | 'agency' | 'all', options: { players?: boolean } = {}): Promise<StreamView[]> {
     const width = scope === 'mine' ? { agencyId: principal.agencyId, ownerId: principal.id } : scope === 'agency' ? { agencyId: principal.agencyId } : {};
     this.o.access.assertList(principal, 'stream:read', width);
     const filter = scope === 'mine' ? { principalId: principal.id } : scope === 'agency' ? { agencyId: principal.agencyId } : {};
-    const sessions = (await this.o.slots.listSessions(filter)).filter((s) => this.visibleOrRevoke(s));
-    return Promise.all(sessions.sort((a, b) => a.createdAt - b.createdAt).map((s) => this.view(s)));
+    const sessions = (await this.o.slots.listSessions(filter)).filter((s) => this.visibleOrRevoke(s)).sort((a, b) => a.createdAt - b.createdAt);
+    const views = await Promise.all(sessions.map((s) => this.view(s)));
+    if (!options.players) return views;
+    const players = await inBatches(sessions, PLAYER_LOOKUPS, (s) => this.playersOf(s));
+    return views.map((view, i) => ({ ...view, players: players[i]! }));
   }
 
   /** Ends one session for a reason and carries out what follows (players cut, audit, events). */
@@ -230,10 +256,13 @@ export class StreamService {
     await this.o.effects.apply(events, actor);
   }
 
-  /** Best effort: the store may be the reason we are here; the lease still lapses on its own. */
+  /**
+   * Best effort: the store may be the reason we are here; the lease still lapses on its own. A forward this
+   * session was alone on closes now: a grant the client never heard of keeps no slot (API.md: "no slot is kept").
+   */
   private async giveBack(sessionId: string): Promise<void> {
     try {
-      const events = await this.o.slots.endSession(sessionId, 'released');
+      const events = await this.o.slots.endSession(sessionId, 'released', { closeIdleForward: true });
       if (events) await this.o.effects.apply(events);
     } catch {
       // Expiry will free it.
@@ -266,18 +295,27 @@ export class StreamService {
    * (through the media plane) wherever it runs, so it never gets URLs of a relay that is not there.
    * A start that fails answers every viewer of it the same way, and frees their slots.
    */
-  private async ensureForward(channel: Channel, session: SessionLease, newForward: boolean, principal: Principal, input: OpenStreamInput) {
+  private async ensureForward(channel: Channel, session: SessionLease, newForward: boolean, principal: Principal, input: OpenStreamInput): Promise<VideoCodecName | undefined> {
     const key = `${channel.id}#${session.fence}`;
     let start = this.starting.get(key);
     if (!start) {
       const started = newForward
-        ? this.o.media.startForward({ channelId: channel.id, network: channel.network, sourceUrl: channel.sourceUrl ?? '', fence: session.fence })
+        ? this.o.media.startForward({
+            channelId: channel.id,
+            network: channel.network,
+            sourceUrl: channel.sourceUrl ?? '',
+            fence: session.fence,
+            gb: channel.source === 'gb28181' && channel.deviceId ? { deviceId: channel.deviceId } : undefined,
+          })
         : this.o.media.awaitForward({ channelId: channel.id, fence: session.fence });
-      start = started.then(() => undefined).finally(() => this.starting.delete(key));
+      start = started.then(async (placement) => {
+        if (placement && 'codec' in placement && placement.codec) await this.o.catalog.recordCodec(channel.id, placement.codec);
+      }).finally(() => this.starting.delete(key));
       this.starting.set(key, start);
     }
     try {
       await start;
+      return this.o.catalog.channel(channel.id)?.codec;
     } catch (err) {
       if (!(err instanceof ForwardStartError)) throw err;
       // No slot is kept for a relay that did not start: the forward and its sessions end now.
@@ -337,11 +375,18 @@ export class StreamService {
       outcome: 'denied',
       reason,
       purpose: input.purpose,
-      details: { channelId: input.channelId, agencyId: principal.agencyId, priority: input.priority ?? 'normal' },
+      details: { channelId: input.channelId, agencyId: principal.agencyId, priority: input.priority ?? 'normal', requestedCodec: input.codec ?? 'source' },
     });
   }
 
+  /** A session's players as its media node lists them; [] when the node does not answer (the session still shows). */
+  private async playersOf(session: SessionLease): Promise<NonNullable<StreamView['players']>> {
+    const players = await this.o.media.players(session.id, session.channelId).catch(() => []);
+    return players.map((p) => ({ id: p.id, address: p.address, protocol: p.protocol, since: new Date(p.since).toISOString(), bytes: p.bytes, userAgent: p.userAgent }));
+  }
+
   private async view(session: SessionLease): Promise<StreamView> {
+    const { codec, rendition } = sessionPlays(session, this.o.catalog);
     return {
       id: session.id,
       channelId: session.channelId,
@@ -352,7 +397,14 @@ export class StreamService {
       shared: session.shared,
       createdAt: new Date(session.createdAt).toISOString(),
       expiresAt: new Date(session.expiresAt).toISOString(),
-      urls: await this.o.media.playUrls({ sessionId: session.id, channelId: session.channelId, fence: session.fence, expiresAt: session.expiresAt }),
+      ...(codec && { codec }),
+      urls: await this.o.media.playUrls({
+        sessionId: session.id,
+        channelId: session.channelId,
+        fence: session.fence,
+        expiresAt: session.expiresAt,
+        ...(rendition && { rendition }),
+      }),
     };
   }
 }
@@ -362,6 +414,23 @@ class ForwardStartFailure extends Error {
   constructor(readonly answer: DomainError) {
     super(answer.message);
   }
+}
+
+/** Concurrent media-plane lookups of one session listing with players. */
+const PLAYER_LOOKUPS = 16;
+
+/** `work` over `items`, at most `width` at a time, results in the items' order. */
+async function inBatches<T, R>(items: readonly T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
+  return results;
 }
 
 export const actorOf = (p: Principal) => ({ id: p.id, role: p.role, agencyId: p.agencyId });

@@ -6,7 +6,7 @@ import type { Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir, until } from '../helper.js';
+import { makeTempDir, nodeArgs, until } from '../helper.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -94,9 +94,9 @@ export interface BrokerProcess {
 export async function startBroker(t: Test, env: Record<string, string>): Promise<BrokerProcess> {
   const port = await freePort();
   const dataDir = await makeTempDir(t, 'se-broker-');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, nodeArgs('src/main.ts'), {
     cwd: root,
-    env: { ...process.env, BROKER_PORT: String(port), BROKER_DATA_DIR: dataDir, BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, BROKER_PORT: String(port), BROKER_DATA_DIR: dataDir, BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_LOG_LEVEL: 'warn', BROKER_GB_SIP_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -13,9 +13,9 @@ import { ACTIONS } from '../../src/authz/policy-rows.js';
 
 const root = join(import.meta.dirname, '../..');
 /** Where decisions must not be made by hand. (src/http/schemas defines the role field; it decides nothing.) */
-const GUARDED = ['src/core', 'src/http/routes'];
+const GUARDED = ['src/core', 'src/http/routes', 'src/gb28181'];
 /** Where the authorizer is asked (anything but the authorizer itself). */
-const CALLERS = ['src/core', 'src/http', 'src/accounts', 'src/media', 'src/app.ts', 'src/broker.ts'];
+const CALLERS = ['src/core', 'src/http', 'src/accounts', 'src/media', 'src/gb28181', 'src/app.ts', 'src/broker.ts'];
 
 /**
  * Lines that may compare a role, `file: reason`, matched by file and exact trimmed line. Empty: every

@@ -114,7 +114,7 @@ t.test('redis: point 6: a grant narrowed on one broker ends a session opened on 
   const a = await tb.agency({ id: 'agency-a' });
 
   // A second broker on the same Redis prefix: same store, secrets and tokens.
-  const config = loadConfig({ ...process.env, BROKER_STORE: 'redis', BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: tb.dataDir, BROKER_REDIS_PREFIX: tb.config.redisPrefix }, { logLevel: 'silent', adminPassword: tb.adminPassword });
+  const config = loadConfig({ ...process.env, BROKER_STORE: 'redis', BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_GB_SIP_PORT: '0', BROKER_DATA_DIR: tb.dataDir, BROKER_REDIS_PREFIX: tb.config.redisPrefix }, { logLevel: 'silent', adminPassword: tb.adminPassword });
   const logger = pino({ level: 'silent' });
   const other = await createBroker(config, logger);
   const otherApp = await buildApp(other, config, logger);

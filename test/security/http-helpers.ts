@@ -28,7 +28,7 @@ export async function listenBroker(t: Test, options: { env?: Record<string, stri
   const dataDir = await makeTempDir(t);
   const adminPassword = randomBytes(12).toString('base64url');
   const config = loadConfig(
-    { BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', BROKER_PORT: '0', ...options.env },
+    { BROKER_MEDIA: 'none', BROKER_DEMO: '0', BROKER_DATA_DIR: dataDir, BROKER_LOGIN_FAILURE_DELAY_MS: '0', BROKER_PORT: '0', BROKER_GB_SIP_PORT: '0', ...options.env },
     { adminPassword, logLevel: options.logLevel ?? 'silent' },
   );
   const chunks: string[] = [];

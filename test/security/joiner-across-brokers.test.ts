@@ -78,7 +78,7 @@ async function twoBrokers(t: Test, sourceTimeoutSeconds: number) {
     BROKER_SOURCE_TIMEOUT_SECONDS: String(sourceTimeoutSeconds),
   };
   const a = await buildTestBroker(t, { env });
-  const config = loadConfig({ ...env, BROKER_DEMO: '0', BROKER_DATA_DIR: a.dataDir }, { logLevel: 'silent', adminPassword: a.adminPassword });
+  const config = loadConfig({ ...env, BROKER_DEMO: '0', BROKER_GB_SIP_PORT: '0', BROKER_DATA_DIR: a.dataDir }, { logLevel: 'silent', adminPassword: a.adminPassword });
   const logger = pino({ level: 'silent' });
   const broker = await createBroker(config, logger);
   const app = await buildApp(broker, config, logger);

@@ -199,6 +199,23 @@ export function runSlotStoreConformance(t: typeof tap, makeStore: MakeSlotStore)
     t.ok(reopened.session.fence > first.fence, 'a new forward of the same channel has a higher fence');
   });
 
+  t.test('a session keeps the codec it asked for; closeIdleForward frees its slot at once, but not a shared one', async (t) => {
+    const { store } = await withStore(t, pool(10));
+    const channelId = channel();
+    const first = granted(await store.openSession(sessionRequest({ channelId, requestedCodec: 'h264' }))).session;
+    t.equal(first.requestedCodec, 'h264', 'granted with it');
+    t.equal((await store.getSession(first.id))?.requestedCodec, 'h264', 'and stored with it');
+    const plain = granted(await store.openSession(sessionRequest({ channelId, principalId: 'u-bob' }))).session;
+    t.equal(plain.requestedCodec, undefined, 'absent: source');
+
+    t.match(await store.endSession(first.id, 'released', { closeIdleForward: true }), { closedForwards: [] }, 'another session is on the forward: it stays');
+    t.same(await store.forwardOf(channelId), { fence: first.fence, sessions: 1 });
+    const events = await store.endSession(plain.id, 'released', { closeIdleForward: true });
+    t.same(events?.closedForwards, [{ channelId, fence: first.fence }], 'the last one closes it, no linger');
+    t.equal(await store.forwardOf(channelId), null);
+    t.equal((await store.usage()).forwarding.used, 0, 'its slot is free now');
+  });
+
   t.test('a new forward reclaims an idle lingering forward when the pool is full', async (t) => {
     const { store } = await withStore(t, pool(2));
     const idle = granted(await store.openSession(sessionRequest())).session;

@@ -33,7 +33,14 @@ export async function openBrowser(t: Test, options: { acceptDownloads?: boolean 
   return { context, page, pageErrors };
 }
 
-export const screenshot = (page: Page, name: string) => page.screenshot({ path: `${SCREENS}/${name}.png`, fullPage: true });
+/**
+ * A full-page PNG of a screen under test-output/screens/, for people reviewing the console: with
+ * TEST_SCREENSHOTS=1 only, since encoding them cost CI seconds of CPU and nobody looks at them there.
+ */
+export const screenshot = async (page: Page, name: string): Promise<void> => {
+  if (process.env.TEST_SCREENSHOTS !== '1') return;
+  await page.screenshot({ path: `${SCREENS}/${name}.png`, fullPage: true });
+};
 
 /** Signs in from a fresh page load, so one failed step does not leave the next user signed in as someone else. */
 export async function signIn(page: Page, base: string, username: string, password: string) {
@@ -44,4 +51,15 @@ export async function signIn(page: Page, base: string, username: string, passwor
   await page.fill('#login-password', password);
   await page.click('#login-form button[type="submit"]');
   await page.waitForSelector('#console-screen:not([hidden])');
+}
+
+/**
+ * Stops the page's (first) player and returns the status of the lease release it sent. The page drops
+ * the player at once and releases after, so a check of the broker must wait for the release, not the DOM.
+ */
+export async function stopPlayer(page: Page): Promise<number> {
+  const released = page.waitForResponse((response) => response.request().method() === 'DELETE' && /\/api\/v1\/streams\/[^/]+$/.test(new URL(response.url()).pathname));
+  await page.click('#players article button.btn-danger');
+  await page.waitForSelector('#players article', { state: 'detached' });
+  return (await released).status();
 }

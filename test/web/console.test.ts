@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import type { Page } from 'playwright-core';
-import { openBrowser, screenshot, signIn } from './browser.js';
+import { openBrowser, screenshot, signIn, stopPlayer } from './browser.js';
 import type { Channel } from '../../src/core/model.js';
 import { findFreePort } from '../../src/media/net-ports.js';
 import { startSimulator } from '../../src/media/simulator.js';
@@ -183,8 +183,7 @@ t.test('operator, admin and platform admin work through the console', async (t) 
     await page.waitForSelector('#stream-dialog', { state: 'hidden' });
     await page.waitForSelector('#players article[data-session-id]');
     t.match(await page.textContent('#players article'), '排队等待空闲资源', 'the queued request was granted and plays');
-    await page.click('#players article button.btn-danger');
-    await page.waitForSelector('#players article', { state: 'detached' });
+    t.equal(await stopPlayer(page), 204, 'the page released the granted lease');
     await tb.app.inject({ method: 'DELETE', url: `/api/v1/streams/${held[1]}`, headers: auth(adminToken) });
   });
 
@@ -275,8 +274,7 @@ t.test('a requested stream plays in the page (embedded media plane, simulated ca
   t.pass(`the video plays (currentTime moved on from ${started.toFixed(2)} s)`);
   await screenshot(page, '11-video');
 
-  await page.click('#players article button.btn-danger');
-  await page.waitForSelector('#players article', { state: 'detached' });
+  t.equal(await stopPlayer(page), 204, 'the page released the lease');
   const mine = await tb.app.inject({ url: '/api/v1/streams?scope=all', headers: auth(tb.adminToken) });
   t.same(mine.json().items, [], 'stopping released the session');
   t.same(pageErrors, [], 'no uncaught errors or CSP violations in the page');

@@ -15,6 +15,11 @@ const checkboxes = (name, values, labelPrefix) =>
   h('fieldset', { class: 'checks' }, h('legend', { i18n: `filter.${name}` }), values.map((value) =>
     h('label', {}, h('input', { type: 'checkbox', name, value }), h('span', { i18n: `${labelPrefix}.${value}` }))));
 
+/** A channel of a GB/T 28181 device or lower platform says so, and which device it comes through. */
+const gbBadge = (channel) => (channel.source === 'gb28181'
+  ? h('span', { class: 'badge badge-gb', dataset: { deviceId: channel.deviceId ?? '' }, i18n: ['channels.gb', { deviceId: channel.deviceId ?? '?' }] })
+  : null);
+
 export function channelsPanel({ requestStream }) {
   const message = h('div', { class: 'message', role: 'alert', 'aria-live': 'polite' });
   const bboxInput = h('input', { id: 'filter-bbox', name: 'bbox', 'i18n-placeholder': 'filter.bboxHint', pattern: '^-?[0-9.]+,-?[0-9.]+,-?[0-9.]+,-?[0-9.]+$' });
@@ -78,7 +83,7 @@ export function channelsPanel({ requestStream }) {
     });
     return { attrs: { dataset: { channelId: channel.id } }, cells: [
       h('code', { text: channel.id }),
-      channel.name,
+      h('span', {}, h('span', { text: channel.name }), gbBadge(channel)),
       h('span', { class: 'class-dot' }, h('span', { class: `swatch swatch-${channel.class}` }), h('span', { i18n: `class.${channel.class}` })),
       h('span', { i18n: `district.${channel.district}` }),
       h('span', { i18n: `network.${channel.network}` }),

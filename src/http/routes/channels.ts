@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { ChannelList, ChannelListQuery, ChannelParams, ChannelStats, ImportResult, PatchChannelBody } from '../schemas/channels.js';
 import { errors } from '../schemas/common.js';
 import { principalOf } from '../plugins/auth.js';
 import type { CatalogService } from '../../core/catalog-service.js';
+import { channelPageBody } from '../channel-json.js';
 import { parseCsv, parseNdjson } from '../../core/channel-import.js';
 import { DomainError, badRequest } from '../../core/errors.js';
 import type { ChannelClass, ChannelStatus, Network } from '../../core/model.js';
@@ -41,9 +42,10 @@ export const channelRoutes: FastifyPluginAsyncTypebox<{ catalog: CatalogService;
 
   app.get('/channels', {
     schema: { tags: ['channels'], querystring: ChannelListQuery, response: { 200: ChannelList, ...errors(400, 401) } },
-    handler: async (request) => {
+    // Answered as bytes built from each channel's kept JSON (the same bytes the schema's serialiser writes).
+    handler: async (request, reply) => {
       const q = request.query;
-      return catalog.list(principalOf(request), {
+      const page = catalog.page(principalOf(request), {
         classes: q.class as ChannelClass[] | undefined,
         districts: q.district,
         networks: q.network as Network[] | undefined,
@@ -53,6 +55,8 @@ export const channelRoutes: FastifyPluginAsyncTypebox<{ catalog: CatalogService;
         limit: q.limit ?? 50,
         cursor: q.cursor,
       });
+      // Bytes with a JSON content type go out as they are (Fastify serialises only objects).
+      return reply.type('application/json; charset=utf-8').send(channelPageBody(page) as unknown as Static<typeof ChannelList>);
     },
   });
   app.get('/channels/stats', {

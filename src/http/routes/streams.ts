@@ -32,7 +32,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ streams: StreamService; a
   });
   app.get('/streams', {
     schema: { tags: ['streams'], querystring: StreamListQuery, response: { 200: Type.Object({ items: Type.Array(Type.Ref('Stream')), nextCursor: Type.Null() }), ...errors(401, 403) } },
-    handler: async (request) => ({ items: await streams.list(principalOf(request), request.query.scope ?? 'mine'), nextCursor: null }),
+    handler: async (request) => ({ items: await streams.list(principalOf(request), request.query.scope ?? 'mine', { players: request.query.players === true }), nextCursor: null }),
   });
   app.get('/streams/:id', {
     schema: { tags: ['streams'], params: IdParams, response: { 200: Type.Ref('Stream'), ...errors(401, 404) } },

@@ -18,6 +18,9 @@ export const Channel = Type.Object(
     ownerAgency: Type.Optional(Type.String()),
     tags: Type.Optional(Type.Array(Type.String())),
     sourceUrl: Type.Optional(Type.String({ description: 'platform-admin only' })),
+    source: Type.Optional(Type.Union([Type.Literal('url'), Type.Literal('gb28181')])),
+    deviceId: Type.Optional(Type.String()),
+    codec: Type.Optional(Type.Union([Type.Literal('h264'), Type.Literal('h265')], { description: 'what the media plane last saw the camera send' })),
   },
   { $id: 'Channel' },
 );

@@ -26,8 +26,13 @@ export const Stream = Type.Object(
     shared: Type.Boolean(),
     createdAt: IsoTime,
     expiresAt: IsoTime,
+    codec: Type.Optional(
+      Type.Union([Type.Literal('h264'), Type.Literal('h265')], {
+        description: 'What the URLs play: H.264 when the session asked for it (an H.265 camera then plays its transcode), else what the camera sends; absent while not known',
+      }),
+    ),
     urls: Urls,
-    players: Type.Optional(Type.Array(StreamPlayer, { description: 'GET /streams/:id only: current players' })),
+    players: Type.Optional(Type.Array(StreamPlayer, { description: 'GET /streams/:id, and GET /streams?players=true: current players' })),
   },
   { $id: 'Stream' },
 );
@@ -38,13 +43,22 @@ export const OpenStreamBody = Type.Object(
     purpose: Type.String({ minLength: 4, maxLength: 200 }),
     priority: Type.Optional(Priority),
     waitSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 })),
+    codec: Type.Optional(
+      Type.Union([Type.Literal('source'), Type.Literal('h264')], {
+        description:
+          'source (default): what the camera sends (H.265 as enhanced FLV, hvc1). h264: H.264 for players that cannot decode H.265; an H.265 channel is transcoded once on its media node for all its H.264 viewers (503 TRANSCODE_CAPACITY_EXHAUSTED when its budget is spent)',
+      }),
+    ),
   },
   Strict,
 );
 export type OpenStreamBody = Static<typeof OpenStreamBody>;
 
 export const StreamListQuery = Type.Object(
-  { scope: Type.Optional(Type.Union([Type.Literal('mine'), Type.Literal('agency'), Type.Literal('all')])) },
+  {
+    scope: Type.Optional(Type.Union([Type.Literal('mine'), Type.Literal('agency'), Type.Literal('all')])),
+    players: Type.Optional(Type.Boolean({ description: "true: each session carries its current players, as GET /streams/:id lists them (the console's sessions view)" })),
+  },
   Strict,
 );
 

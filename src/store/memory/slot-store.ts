@@ -160,12 +160,15 @@ export class MemorySlotStore implements SlotStore {
     return { ...session };
   }
 
-  async endSession(sessionId: string, reason: EndReason): Promise<SlotEvents | null> {
+  async endSession(sessionId: string, reason: EndReason, options: { closeIdleForward?: boolean } = {}): Promise<SlotEvents | null> {
     const session = this.#sessions.get(sessionId);
     if (!session) return null;
     const now = this.#clock();
     const events = emptySlotEvents();
     this.#endSession(session, reason, now, events);
+    const forward = this.#forwards.get(session.channelId);
+    // A grant that could not be completed leaves no lingering forward behind.
+    if (options.closeIdleForward && forward && forward.sessionIds.size === 0) this.#dropForward(forward, events.closedForwards);
     this.#serveQueue(now, events);
     return events;
   }
@@ -315,6 +318,7 @@ export class MemorySlotStore implements SlotStore {
       createdAt: now,
       expiresAt: now + req.ttlMs,
       fence: forward.fence,
+      ...(req.requestedCodec !== undefined && { requestedCodec: req.requestedCodec }),
     };
     this.#sessions.set(session.id, session);
     forward.sessionIds.add(session.id);

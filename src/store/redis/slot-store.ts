@@ -168,8 +168,8 @@ export class RedisSlotStore implements SlotStore {
     return this.#forwarding('heartbeat', sessionId, String(ttlMs));
   }
 
-  async endSession(sessionId: string, reason: EndReason): Promise<SlotEvents | null> {
-    const events = await this.#forwarding<SlotEvents | null>('end', sessionId, reason).catch((error: unknown) => {
+  async endSession(sessionId: string, reason: EndReason, options: { closeIdleForward?: boolean } = {}): Promise<SlotEvents | null> {
+    const events = await this.#forwarding<SlotEvents | null>('end', sessionId, reason, options.closeIdleForward ? '1' : '0').catch((error: unknown) => {
       // The caller gives the session up (a release, or a grant it could not complete): the sweep finishes it.
       if (!this.#abandonedSessions.has(sessionId)) this.#abandonSession(error, sessionId);
       throw error;

@@ -111,7 +111,7 @@ local function add_session(req, fwd, shared, now)
   local s = {
     id = req.sessionId, channelId = req.channelId, principalId = req.principalId, agencyId = req.agencyId,
     purpose = req.purpose, priority = req.priority, shared = shared,
-    createdAt = now, expiresAt = now + tonumber(req.ttlMs), fence = fwd.fence
+    createdAt = now, expiresAt = now + tonumber(req.ttlMs), fence = fwd.fence, requestedCodec = req.requestedCodec
   }
   redis.call('HSET', K.sessions, s.id, cjson.encode(s))
   redis.call('ZADD', K.sessionExpiry, int(s.expiresAt), s.id)

@@ -126,6 +126,13 @@ if op == 'end' then
   end
   local events = new_events()
   end_session(s, ARGV[5], now, events)
+  -- ARGV[6] '1': a grant that could not be completed leaves no lingering forward behind.
+  if ARGV[6] == '1' then
+    local fwd = load_json(K.forwards, s.channelId)
+    if fwd and #fwd.ids == 0 then
+      drop_forward(s.channelId, fwd, events.closedForwards)
+    end
+  end
   serve_queue(now, events)
   return cjson.encode(events)
 end
