@@ -243,6 +243,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     throttle: loginThrottle(stores.loginCounter),
     tokenSecret: secrets.token,
     tokenTtlSeconds: config.tokenTtlSeconds,
+    tokenCacheEntries: config.tokenCacheEntries,
   });
   const catalog = await CatalogService.open(store, access, audit);
   // Another broker changed agency grants: re-read them (the Redis store tells us; memory never does).

@@ -44,6 +44,8 @@ export const ConfigSchema = Type.Object(
     bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 }),
     importBodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 512 * 1024 * 1024 }),
     tokenTtlSeconds: Seconds(60, 7 * 24 * 3600),
+    /** Verified bearer tokens each broker remembers (their expiry still checked on every use); 0: none. */
+    tokenCacheEntries: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
     /** Attempts per (username, client address) pair in a window (API.md keeps the name `..._PER_USER`). */
     loginMaxFailuresPerUser: Type.Integer({ minimum: 1, maximum: 1000 }),
     loginMaxFailuresPerAddress: Type.Integer({ minimum: 1, maximum: 10000 }),

@@ -9,7 +9,7 @@ import type { AuditService } from '../core/audit-service.js';
 import { DomainError, conflict, forbidden, notFound, rateLimited, unauthenticated } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { dummyVerify, hashPassword, verifyPassword } from './password.js';
-import { signToken, verifyToken } from './tokens.js';
+import { signToken, TokenVerifier } from './tokens.js';
 import { generateApiKey, hashApiKey } from './api-keys.js';
 import { parseAuthorization } from './authorization-header.js';
 import type { LoginThrottle } from './login-throttle.js';
@@ -39,6 +39,8 @@ export interface AccountsOptions {
   throttle: LoginThrottle;
   tokenSecret: string;
   tokenTtlSeconds: number;
+  /** Verified tokens remembered (config `tokenCacheEntries`); 0 checks every token in full every time. */
+  tokenCacheEntries: number;
 }
 
 /** Someone's access was withdrawn: their live sessions and reservations must end at once. */
@@ -52,7 +54,11 @@ export class AccountsService {
   private readonly serviceAccountsByKey = new Map<string, ServiceAccount>();
   private readonly revocationListeners: RevocationListener[] = [];
 
-  private constructor(private readonly opts: AccountsOptions) {}
+  private readonly tokens: TokenVerifier;
+
+  private constructor(private readonly opts: AccountsOptions) {
+    this.tokens = new TokenVerifier(opts.tokenSecret, opts.tokenCacheEntries);
+  }
 
   static async open(opts: AccountsOptions): Promise<AccountsService> {
     const service = new AccountsService(opts);
@@ -152,7 +158,7 @@ export class AccountsService {
   }
 
   authenticateToken(token: string): Principal {
-    const claims = verifyToken(token, this.opts.tokenSecret);
+    const claims = this.tokens.verify(token);
     const user = this.users.get(claims.sub);
     const kept = user?.keptToken?.jti === claims.jti && user.keptToken.version === user.tokenVersion;
     if (!user || (user.tokenVersion !== claims.ver && !kept)) throw unauthenticated('token no longer valid');
@@ -176,7 +182,7 @@ export class AccountsService {
     const passwordHash = await hashPassword(newPassword);
     // Re-read after the awaits: the token may have ended meanwhile (disabled, reset by an admin).
     this.authenticateToken(token);
-    const { jti } = verifyToken(token, this.opts.tokenSecret);
+    const { jti } = this.tokens.verify(token);
     const latest = this.users.get(user.id)!;
     const tokenVersion = latest.tokenVersion + 1;
     const next: User = { ...latest, passwordHash, tokenVersion, keptToken: { jti, version: tokenVersion } };

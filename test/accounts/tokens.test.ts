@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createHmac, randomBytes } from 'node:crypto';
-import { signToken, verifyToken, type TokenClaims } from '../../src/accounts/tokens.js';
+import { signToken, TokenVerifier, verifyToken, type TokenClaims } from '../../src/accounts/tokens.js';
 import { DomainError } from '../../src/core/errors.js';
 
 const SECRET = randomBytes(32);
@@ -92,4 +92,32 @@ t.test('secrets shorter than 32 bytes are refused', async (t) => {
   t.throws(() => signToken(CLAIMS, 'short', 600), /at least 32 bytes/);
   t.throws(() => verifyToken('a.b.c', Buffer.alloc(16)), /at least 32 bytes/);
   t.doesNotThrow(() => signToken(CLAIMS, 'x'.repeat(32), 600));
+});
+
+t.test('TokenVerifier remembers accepted tokens, and still refuses them once expired', async (t) => {
+  const verifier = new TokenVerifier(SECRET, 2);
+  const { token } = signToken(CLAIMS, SECRET, 600, NOW);
+  t.equal(verifier.verify(token, NOW).sub, 'u-1');
+  t.equal(verifier.size, 1, 'kept');
+  t.equal(verifier.verify(token, NOW + 1000).jti, verifier.verify(token, NOW + 2000).jti, 'the same claims on every use');
+  t.throws(() => verifier.verify(token, NOW + 600_000), { status: 401, message: 'token expired' }, 'a kept token expires as any other');
+  t.equal(verifier.size, 0, 'and is forgotten');
+});
+
+t.test('TokenVerifier keeps nothing it refused, and at most maxEntries', async (t) => {
+  const verifier = new TokenVerifier(SECRET, 2);
+  const { token } = signToken(CLAIMS, SECRET, 600, NOW);
+  const tampered = `${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}`;
+  const otherKey = signToken(CLAIMS, randomBytes(32), 600, NOW).token;
+  for (const bad of [tampered, otherKey, 'a.b.c', forge({ alg: 'none', typ: 'JWT' }, validPayload())]) {
+    t.throws(() => verifier.verify(bad, NOW), { status: 401, code: 'UNAUTHENTICATED' });
+  }
+  t.equal(verifier.size, 0, 'refused tokens take no room');
+  verifier.verify(token, NOW);
+  t.throws(() => verifier.verify(tampered, NOW), { status: 401, code: 'UNAUTHENTICATED' }, 'a kept token does not vouch for a changed one');
+  const tokens = [1, 2, 3].map((i) => signToken({ ...CLAIMS, sub: `u-${i}` }, SECRET, 600, NOW).token);
+  for (const each of tokens) verifier.verify(each, NOW);
+  t.equal(verifier.size, 2, 'bounded');
+  t.equal(verifier.verify(tokens[0], NOW).sub, 'u-1', 'a dropped token verifies again in full');
+  t.equal(new TokenVerifier(SECRET, 0).verify(token, NOW).sub, 'u-1', '0 keeps none but still verifies');
 });
