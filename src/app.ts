@@ -11,6 +11,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
+import { LazyChildLogger } from './logging.js';
 import errorsPlugin, { clientErrorHandler, errorBody, frameworkErrors } from './http/plugins/errors.js';
 import authPlugin from './http/plugins/auth.js';
 import { ErrorResponse } from './http/schemas/common.js';
@@ -66,6 +67,8 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
   const timeouts = serverTimeouts(config);
   const app = Fastify({
     loggerInstance: logger,
+    // request.log becomes a pino child only when the request writes a line (most write none).
+    childLoggerFactory: (parent, bindings, options) => new LazyChildLogger(parent as Logger, bindings, options) as unknown as Logger,
     requestTimeout: timeouts.requestMs,
     keepAliveTimeout: timeouts.keepAliveMs,
     connectionTimeout: timeouts.socketIdleMs,

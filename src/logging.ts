@@ -124,3 +124,74 @@ export function loggerOptions(settings: LoggerSettings): LoggerOptions {
 export function createLogger(settings: LoggerSettings, destination?: DestinationStream): Logger {
   return destination ? pino(loggerOptions(settings), destination) : pino(loggerOptions(settings));
 }
+
+type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+type LogFn = (...args: unknown[]) => void;
+
+/**
+ * A request's logger (Fastify's `childLoggerFactory`) that becomes a pino child only when it writes a line.
+ * pino's child() serialises and redacts its bindings at once: a sixth of a catalog query's CPU, for a
+ * request that at the configured level usually writes nothing. The line written is the child's own, with
+ * the same bindings (`reqId`), serializers, redaction and scrubbing.
+ */
+export class LazyChildLogger {
+  private made: Logger | undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly ownBindings: Record<string, unknown>,
+    private readonly options: { level?: string },
+  ) {}
+
+  private get real(): Logger {
+    return (this.made ??= this.parent.child(this.ownBindings, this.options));
+  }
+
+  get level(): string {
+    return this.made?.level ?? this.options.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.real.level = level;
+  }
+
+  isLevelEnabled(level: string): boolean {
+    if (this.made) return this.made.isLevelEnabled(level);
+    const values = this.parent.levels.values;
+    const wanted = values[level];
+    const threshold = values[this.level];
+    return wanted !== undefined && threshold !== undefined && wanted >= threshold;
+  }
+
+  private write(level: LevelName, args: unknown[]): void {
+    if (this.isLevelEnabled(level)) (this.real[level] as LogFn)(...args);
+  }
+
+  fatal(...args: unknown[]): void {
+    this.write('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.write('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.write('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.write('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.write('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.write('trace', args);
+  }
+  silent(): void {}
+
+  child(bindings: Record<string, unknown>, options?: { level?: string }): Logger {
+    return this.real.child(bindings, options);
+  }
+
+  bindings(): Record<string, unknown> {
+    return this.real.bindings();
+  }
+}

@@ -84,6 +84,8 @@ export class Authorizer implements AccessControl {
   private readonly listeners: PolicyChangeListener[] = [];
   /** Policy changes run one at a time, so two updates never save over each other in this process. */
   private updates: Promise<unknown> = Promise.resolve();
+  /** visibility() by agency, for the current grant rows (one per agency that asked; agencies are few). */
+  private readonly visibilities = new Map<string, Visibility>();
 
   private constructor(
     private readonly modelText: string,
@@ -182,6 +184,16 @@ export class Authorizer implements AccessControl {
 
   /** What `agencyId` may see, for catalog index queries: 'all', or the classes and networks granted. */
   visibility(agencyId: string): Visibility {
+    // Asked by every catalog query; the rows change only in swap(), which forgets these.
+    let known = this.visibilities.get(agencyId);
+    if (known === undefined) {
+      known = this.visibilityOfRows(agencyId);
+      this.visibilities.set(agencyId, known);
+    }
+    return known;
+  }
+
+  private visibilityOfRows(agencyId: string): Visibility {
     const classes = new Set<string>();
     const networks = new Set<string>();
     for (const [, agency, kind, value] of this.grantRows) {
@@ -189,10 +201,10 @@ export class Authorizer implements AccessControl {
       (kind === 'class' ? classes : networks).add(value);
     }
     if (classes.has(WILDCARD) && networks.has(WILDCARD)) return 'all';
-    return {
-      classes: CHANNEL_CLASSES.filter((c) => classes.has(WILDCARD) || classes.has(String(c))),
-      networks: NETWORKS.filter((n) => networks.has(WILDCARD) || networks.has(n)),
-    };
+    return Object.freeze({
+      classes: Object.freeze(CHANNEL_CLASSES.filter((c) => classes.has(WILDCARD) || classes.has(String(c)))),
+      networks: Object.freeze(NETWORKS.filter((n) => networks.has(WILDCARD) || networks.has(n))),
+    }) as Visibility;
   }
 
   /**
@@ -241,6 +253,7 @@ export class Authorizer implements AccessControl {
     this.enforcer = enforcer;
     this.grantRows = grantRows;
     this.cache.clear();
+    this.visibilities.clear();
     for (const listener of [...this.listeners]) listener(change);
   }
 

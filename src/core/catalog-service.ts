@@ -96,6 +96,18 @@ export type ClassChangeListener = (channelId: string) => void;
 const pageKey = (q: ChannelQuery): string =>
   `${q.classes?.join(',')}|${q.districts?.join(',')}|${q.networks?.join(',')}|${q.statuses?.join(',')}|${q.bbox?.join(',')}|${q.limit}|${q.cursor}|${q.q === undefined ? '' : `=${q.q}`}`;
 
+/** Visibilities are kept per agency (the authorizer hands out the same object until grants change). */
+const visibilityKeys = new WeakMap<Exclude<Visibility, 'all'>, string>();
+function visibilityKey(visible: Visibility): string {
+  if (visible === 'all') return '*';
+  let key = visibilityKeys.get(visible);
+  if (key === undefined) {
+    key = `${visible.classes.join(',')}/${visible.networks.join(',')}`;
+    visibilityKeys.set(visible, key);
+  }
+  return key;
+}
+
 function withoutSource(channel: Channel): Channel {
   if (channel.sourceUrl === undefined) return channel;
   const { sourceUrl: _hidden, ...rest } = channel;
@@ -177,7 +189,7 @@ export class CatalogService {
       this.pages.clear();
       this.pagesVersion = this.index.version;
     }
-    const key = `${withSource ? 1 : 0}|${visible === 'all' ? '*' : `${visible.classes.join(',')}/${visible.networks.join(',')}`}|${pageKey(query)}`;
+    const key = `${withSource ? 1 : 0}|${visibilityKey(visible)}|${pageKey(query)}`;
     const known = this.pages.get(key);
     if (known) return known;
     const result = this.index.query({ ...query, visible });

@@ -387,7 +387,7 @@ export class SourceInvalidError extends ForwardStartError {
 // Access control (implemented by src/authz with Casbin).
 // ---------------------------------------------------------------------------------------------
 
-export type Visibility = 'all' | { classes: number[]; networks: string[] };
+export type Visibility = 'all' | { readonly classes: readonly number[]; readonly networks: readonly string[] };
 
 /** What an object is to the caller: its own, its agency's, any agency's (narrowest first). */
 export type AccessScope = 'self' | 'own' | 'any';
