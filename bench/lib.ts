@@ -18,7 +18,9 @@ export interface Server<T> {
 
 /** Starts `node --import tsx <script>` and waits for the JSON line it prints when ready. */
 export async function startServer<T>(script: string, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<Server<T>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  // BENCH_PROFILE=<dir>: every server of the run writes a CPU profile there (`node --cpu-prof`) when it stops.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', script], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

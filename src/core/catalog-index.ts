@@ -14,8 +14,8 @@ import { OrdinalMarks, PostingList } from './catalog-postings.js';
 import { SpatialGrid } from './catalog-grid.js';
 import { NameIndex, foldName } from './catalog-name-index.js';
 import {
-  PAIRS, STATUSES, allMatches, candidateSegments, channelMatches, compileFilter, countFromCounters, firstMatches,
-  lowerBoundById, pairOf, statusOf, upperBoundById, visiblePairs, type CatalogQuery, type CatalogView, type Filter,
+  PAIRS, STATUSES, allMatches, candidateSegments, channelMatches, compileFilter, countFromCounters, countInBox, firstMatches,
+  lowerBoundById, pairOf, partOf, statusOf, upperBoundById, visiblePairs, type CatalogQuery, type CatalogView, type Filter,
 } from './catalog-search.js';
 import { badRequest } from './errors.js';
 import { CHANNEL_STATUSES, NETWORKS, type Channel } from './model.js';
@@ -208,7 +208,14 @@ export class CatalogIndex {
         total = known;
         ords = firstMatches(this.view, segments, filter, from, want);
       } else {
-        ({ total, ords } = allMatches(this.view, segments, filter, from, want));
+        const counted = countInBox(this.view, filter);
+        if (counted !== null) {
+          // A box without text: the grid counts it (whole cells by their parts), and only the page is read.
+          total = counted;
+          ords = firstMatches(this.view, segments, filter, from, want);
+        } else {
+          ({ total, ords } = allMatches(this.view, segments, filter, from, want));
+        }
         for (const channel of this.pending) if (channelMatches(this.view, channel, filter)) total++;
         if (this.totals.size >= MAX_CACHED_TOTALS) this.totals.delete(this.totals.keys().next().value!);
         this.totals.set(key, total);
@@ -302,6 +309,7 @@ export class CatalogIndex {
     const previous = this.view.channels[ord];
     this.count(previous, -1);
     this.count(next, +1);
+    const wasPart = partOf(this.view.districtColumn[ord], this.view.pairColumn[ord], this.view.statusColumn[ord]);
     const pair = pairOf(next);
     if (pair !== this.view.pairColumn[ord]) {
       this.view.pairLists[this.view.pairColumn[ord]].remove(ord);
@@ -314,19 +322,29 @@ export class CatalogIndex {
       this.view.statusLists[status].add(ord);
       this.view.statusColumn[ord] = status;
     }
-    const { lat, lon } = next.location;
-    if (lat !== this.view.latColumn[ord] || lon !== this.view.lonColumn[ord]) {
-      this.view.grid.remove(ord, this.view.latColumn[ord], this.view.lonColumn[ord]);
-      this.view.grid.add(ord, lat, lon);
-      this.view.latColumn[ord] = lat;
-      this.view.lonColumn[ord] = lon;
-    }
     if (next.name !== previous.name) {
       const folded = foldName(next.name);
       if (folded !== next.name) this.view.foldedNames.set(ord, folded);
       else this.view.foldedNames.delete(ord);
       this.view.names.add(ord, folded);
       this.view.renamed[ord] = 1;
+    }
+    const district = this.districtOf(next.district);
+    if (district !== this.view.districtColumn[ord]) {
+      // A district is part of a channel's id, so it does not change under one ordinal; kept right if it did.
+      this.view.districtLists[this.view.districtColumn[ord]].remove(ord);
+      this.view.districtLists[district].add(ord);
+      this.view.districtColumn[ord] = district;
+    }
+    const part = partOf(district, pair, status);
+    const { lat, lon } = next.location;
+    if (lat !== this.view.latColumn[ord] || lon !== this.view.lonColumn[ord]) {
+      this.view.grid.remove(ord, this.view.latColumn[ord], this.view.lonColumn[ord]);
+      this.view.grid.add(ord, lat, lon, part);
+      this.view.latColumn[ord] = lat;
+      this.view.lonColumn[ord] = lon;
+    } else if (part !== wasPart) {
+      this.view.grid.setPart(ord, lat, lon, part);
     }
     this.view.channels[ord] = next;
     if (this.view.names.overlaySize > 4096) this.rebuild();
@@ -364,7 +382,7 @@ export class CatalogIndex {
       this.view.pairLists[pair].push(ord);
       this.view.statusLists[status].push(ord);
       this.view.districtLists[district].push(ord);
-      this.view.grid.push(ord, channel.location.lat, channel.location.lon);
+      this.view.grid.push(ord, channel.location.lat, channel.location.lon, partOf(district, pair, status));
       const folded = foldName(channel.name);
       if (folded !== channel.name) this.view.foldedNames.set(ord, folded);
       foldedAll[ord] = folded;

@@ -171,6 +171,7 @@ export function candidateSegments(view: CatalogView, filter: Filter): Segment[] 
 
 /** The first `want` matching ordinals >= from, reading each segment only as far as it has to. */
 export function firstMatches(view: CatalogView, segments: Segment[], filter: Filter, from: number, want: number): number[] {
+  if (segments.length > 1 && segments.every((s) => s.sorted)) return firstMatchesMerged(view, segments, filter, from, want);
   const found: number[] = [];
   const single = segments.length === 1;
   for (const segment of segments) {
@@ -198,6 +199,62 @@ export function firstMatches(view: CatalogView, segments: Segment[], filter: Fil
     }
   }
   return single ? found : view.marks.drain(from, want).ords;
+}
+
+/**
+ * firstMatches over several sorted segments (a box's grid cells): merged in ordinal order through a heap of
+ * the segments' next ordinals, so it reads only the candidates below the page's last match, a few per match,
+ * instead of up to `want` matches of every segment. An ordinal in two segments is checked once.
+ */
+function firstMatchesMerged(view: CatalogView, segments: readonly Segment[], filter: Filter, from: number, want: number): number[] {
+  const pos = new Int32Array(segments.length);
+  const next = (i: number) => {
+    const s = segments[i]!;
+    return s.ords === null ? pos[i]! : s.ords[pos[i]!]!;
+  };
+  const heap: number[] = [];
+  const less = (a: number, b: number) => next(heap[a]!) < next(heap[b]!);
+  const swap = (a: number, b: number) => {
+    const x = heap[a]!;
+    heap[a] = heap[b]!;
+    heap[b] = x;
+  };
+  const down = (at: number) => {
+    for (;;) {
+      const l = 2 * at + 1;
+      const r = l + 1;
+      let min = at;
+      if (l < heap.length && less(l, min)) min = l;
+      if (r < heap.length && less(r, min)) min = r;
+      if (min === at) return;
+      swap(at, min);
+      at = min;
+    }
+  };
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i]!;
+    pos[i] = s.ords === null ? Math.max(from, s.start) : startOf(s, from);
+    if (pos[i]! >= s.end) continue;
+    heap.push(i);
+    for (let at = heap.length - 1; at > 0 && less(at, (at - 1) >> 1); at = (at - 1) >> 1) swap(at, (at - 1) >> 1);
+  }
+  const found: number[] = [];
+  let last = -1;
+  while (heap.length > 0 && found.length < want) {
+    const i = heap[0]!;
+    const ord = next(i);
+    const exact = segments[i]!.exact;
+    pos[i]!++;
+    if (pos[i]! >= segments[i]!.end) {
+      heap[0] = heap[heap.length - 1]!;
+      heap.pop();
+    }
+    down(0);
+    if (ord === last) continue;
+    last = ord;
+    if (ordMatches(view, ord, filter, exact)) found.push(ord);
+  }
+  return found;
 }
 
 /** Every match (for the total) plus the first `want` ordinals >= from. */
@@ -252,6 +309,28 @@ export function channelMatches(view: CatalogView, channel: Channel, filter: Filt
   }
   if (filter.q !== null && !foldName(channel.name).includes(filter.q) && !channel.id.startsWith(filter.q)) return false;
   return true;
+}
+
+/** District, class/network pair and status as one number (the index of a query's accept table). */
+export const partOf = (district: number, pair: number, status: number) => (district * PAIRS + pair) * STATUSES + status;
+
+/** accept[part] = 1 for every part (district, pair, status) the filter selects. */
+export function acceptTable(view: CatalogView, filter: Filter): Uint8Array {
+  const accept = new Uint8Array(view.districtCodes.length * PAIRS * STATUSES);
+  for (let d = 0; d < view.districtCodes.length; d++) {
+    if (filter.districts && filter.districts[d] !== 1) continue;
+    for (let pair = 0; pair < PAIRS; pair++) {
+      if (!(filter.pairs & (1 << pair))) continue;
+      for (let s = 0; s < STATUSES; s++) if (filter.statuses & (1 << s)) accept[partOf(d, pair, s)] = 1;
+    }
+  }
+  return accept;
+}
+
+/** The total of a box query without text, from the grid (indexed channels only), or null when the box is too wide. */
+export function countInBox(view: CatalogView, filter: Filter): number | null {
+  if (filter.bbox === null || filter.q !== null) return null;
+  return view.grid.count(filter.bbox, acceptTable(view, filter));
 }
 
 export function countFromCounters(view: CatalogView, filter: Filter): number {

@@ -172,6 +172,49 @@ t.test('stats agree with brute force', async (t) => {
   }
 });
 
+t.test('box totals agree with brute force while channels change class, status and place', async (t) => {
+  // The grid counts whole cells by the part (district, pair, status) each channel had when last indexed:
+  // every patch must move or re-label it, and boxes on cell boundaries (multiples of 0.02°) must count exactly.
+  const current = new Map(catalog.map((c) => [c.id, c]));
+  const index = built();
+  const random = mulberry32(2028);
+  const ids = catalog.map((c) => c.id);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  let checked = 0;
+  for (let round = 0; round < 200; round++) {
+    for (let k = 0; k < 10; k++) {
+      const id = pick(ids);
+      const was = current.get(id)!;
+      const change = random();
+      const patch =
+        change < 0.35
+          ? { status: pick(CHANNEL_STATUSES) }
+          : change < 0.6
+            ? { class: pick([1, 2, 3] as const) }
+            : change < 0.8
+              ? { location: { lat: was.location.lat + (random() - 0.5) * 0.002, lon: was.location.lon + (random() - 0.5) * 0.002 } }
+              : { location: { lat: Math.round(was.location.lat / 0.02) * 0.02, lon: Math.round(was.location.lon / 0.02) * 0.02 }, status: pick(CHANNEL_STATUSES) };
+      current.set(id, index.patch(id, patch)!);
+    }
+    const d = pick(GUANGZHOU_DISTRICTS);
+    const aligned = random() < 0.4;
+    const snap = (x: number) => (aligned ? Math.round(x / 0.02) * 0.02 : x);
+    const lon = snap(d.centre.lon + (random() - 0.5) * 0.2);
+    const lat = snap(d.centre.lat + (random() - 0.5) * 0.2);
+    const q: Omit<CatalogQuery, 'limit' | 'cursor'> = { visible: 'all', bbox: [lon, lat, snap(lon + 0.02 + random() * 0.2), snap(lat + 0.02 + random() * 0.2)] };
+    if (random() < 0.5) q.statuses = [pick(CHANNEL_STATUSES)];
+    if (random() < 0.5) q.classes = [pick([1, 2, 3])];
+    if (random() < 0.5) q.districts = [d.code];
+    if (random() < 0.3) q.visible = { classes: [1, 2], networks: ['video', 'government'] };
+    const expected = bruteForce([...current.values()], q);
+    const page = index.query({ ...q, limit: 20 });
+    if (page.total !== expected.length) t.fail(`round ${round} ${JSON.stringify(q)}: total ${page.total} vs ${expected.length}`);
+    else checked++;
+    t.same(page.items.map((c) => c.id), expected.slice(0, 20).map((c) => c.id), `round ${round}: first page`);
+  }
+  t.equal(checked, 200, 'every total right');
+});
+
 t.test('patch updates every index', async (t) => {
   const index = built();
   const target = catalog.find((c) => c.status === 'online' && c.class === 1)!;
