@@ -3,14 +3,23 @@
  * renders them as {"error": {"code", "message"}}; anything else becomes a generic 500.
  */
 export class DomainError extends Error {
-  constructor(
-    readonly code: string,
-    readonly status: number,
-    message: string,
-    /** Extra response headers, e.g. Retry-After. */
-    readonly headers: Record<string, string> = {},
-  ) {
+  readonly code: string;
+  readonly status: number;
+  /** Extra response headers, e.g. Retry-After. */
+  readonly headers: Record<string, string>;
+
+  /**
+   * No stack trace: a domain error is an answer (a refused grant, a 404), never logged with a stack, and
+   * capturing one cost more than the rest of a refusal in an emergency burst of thousands.
+   */
+  constructor(code: string, status: number, message: string, headers: Record<string, string> = {}) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
+    this.code = code;
+    this.status = status;
+    this.headers = headers;
     this.name = 'DomainError';
   }
 }

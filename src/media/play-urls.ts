@@ -14,15 +14,27 @@ export function buildPlayUrls(
   grant: { sessionId: string; channelId: string; nodeId: string; fence: number; expiresAt: number; rendition?: 'h264' },
 ): PlayUrls {
   const { rendition, ...signed } = grant;
+  // A play token is base64url and a dot: nothing in it needs escaping in a query.
   const token = signPlayToken(signed, playSecret);
   const stream = rendition === 'h264' ? `${grant.channelId}${TRANSCODE_SUFFIX}` : grant.channelId;
-  const flv = new URL(`${PLAYBACK_APP}/${encodeURIComponent(stream)}.flv`, withTrailingSlash(publicBaseUrl));
-  flv.searchParams.set('token', token);
-  const wsFlv = new URL(flv);
-  wsFlv.protocol = flv.protocol === 'https:' ? 'wss:' : 'ws:';
-  return { flv: flv.toString(), wsFlv: wsFlv.toString() };
+  const { http, ws } = basesOf(publicBaseUrl);
+  const path = `${PLAYBACK_APP}/${encodeURIComponent(stream)}.flv?token=${token}`;
+  return { flv: `${http}${path}`, wsFlv: `${ws}${path}` };
 }
 
-function withTrailingSlash(url: string): string {
-  return url.endsWith('/') ? url : `${url}/`;
+/** The base URL as WHATWG URL writes it (with a trailing slash), for HTTP and WebSocket; parsed once per base. */
+const bases = new Map<string, { http: string; ws: string }>();
+function basesOf(publicBaseUrl: string): { http: string; ws: string } {
+  let known = bases.get(publicBaseUrl);
+  if (known === undefined) {
+    const http = new URL(publicBaseUrl);
+    http.search = '';
+    http.hash = '';
+    if (!http.pathname.endsWith('/')) http.pathname = `${http.pathname}/`;
+    const ws = new URL(http);
+    ws.protocol = http.protocol === 'https:' ? 'wss:' : 'ws:';
+    known = { http: http.toString(), ws: ws.toString() };
+    if (bases.size < 64) bases.set(publicBaseUrl, known);
+  }
+  return known;
 }

@@ -26,7 +26,9 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ streams: StreamService; a
       response: { 201: Type.Ref('Stream'), ...errors(400, 401, 403, 404, 409, 429, 503, 504) },
     },
     handler: async (request, reply) => {
-      const view = await streams.open(principalOf(request), request.body, request.headers['idempotency-key'], clientGone(reply));
+      // Only a request that may wait in the queue needs to know when its client leaves.
+      const gone = (request.body.waitSeconds ?? 0) > 0 ? clientGone(reply) : undefined;
+      const view = await streams.open(principalOf(request), request.body, request.headers['idempotency-key'], gone);
       return reply.code(201).send(view);
     },
   });
