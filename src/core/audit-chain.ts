@@ -60,6 +60,14 @@ export function entryHash(entry: Omit<AuditEntry, 'hash'>): string {
  * object (a Principal as actor, say) cannot smuggle unhashed-looking extras into the evidence.
  */
 export function chainEntry(prev: ChainHead, draft: AuditDraft, at: string): AuditEntry {
+  return chainEntryWithJson(prev, draft, at).entry;
+}
+
+/**
+ * chainEntry, with the entry's JSON for a journal line: the canonical JSON that was hashed, with the hash
+ * added as its last field — a store need not serialise the entry a second time.
+ */
+export function chainEntryWithJson(prev: ChainHead, draft: AuditDraft, at: string): { entry: AuditEntry; json: string } {
   const entry: Omit<AuditEntry, 'hash'> = {
     seq: prev.seq + 1,
     at,
@@ -72,7 +80,9 @@ export function chainEntry(prev: ChainHead, draft: AuditDraft, at: string): Audi
     ...(draft.details !== undefined && { details: { ...draft.details } }),
     prevHash: prev.hash,
   };
-  return { ...entry, hash: entryHash(entry) };
+  const content = canonicalJson(entry);
+  const hash = createHash('sha256').update(prev.hash).update(content).digest('hex');
+  return { entry: { ...entry, hash }, json: `${content.slice(0, -1)},"hash":"${hash}"}` };
 }
 
 export interface ChainVerdict {

@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import {
   canonicalJson,
   chainEntry,
+  chainEntryWithJson,
+  linkProblem,
   GENESIS_HASH,
   GENESIS_HEAD,
   nextEntryTime,
@@ -121,4 +123,19 @@ t.test('entry times never go backwards', async (t) => {
   t.equal(nextEntryTime('2030-01-01T00:00:00.000Z', new Date('2024-01-01T00:00:00Z')), '2030-01-01T00:00:00.000Z');
   t.equal(nextEntryTime('2020-01-01T00:00:00.000Z', new Date('2024-01-01T00:00:00Z')), '2024-01-01T00:00:00.000Z');
   t.equal(nextEntryTime(undefined, new Date('2024-01-01T00:00:00Z')), '2024-01-01T00:00:00.000Z');
+});
+
+t.test('chainEntryWithJson: the journal line is the entry, hash included, and verifies as stored', async (t) => {
+  const draft = {
+    actor: { id: 'u-1', role: 'operator', agencyId: 'weather' },
+    action: 'stream.grant',
+    target: 'session:s-1',
+    outcome: 'ok',
+    purpose: '台风 "Mangkhut" \\ 值守\n',
+    details: { channelId: '44010600001310000001', count: 2, shared: false, none: null, empty: '', zh: '天河 \u2028' },
+  };
+  const { entry, json } = chainEntryWithJson(GENESIS_HEAD, draft as AuditDraft, '2026-12-02T00:00:00.000Z');
+  t.same(JSON.parse(json), entry, 'the line parses back to the entry');
+  t.equal(linkProblem(GENESIS_HEAD, JSON.parse(json) as AuditEntry), null, 'and links and hashes as the first entry');
+  t.same(chainEntry(GENESIS_HEAD, draft as AuditDraft, '2026-12-02T00:00:00.000Z'), entry, 'chainEntry gives the same entry');
 });

@@ -4,7 +4,7 @@
  * order = call order) and group-committed; they become visible to query/scan/head once durable.
  */
 import path from 'node:path';
-import { chainEntry, GENESIS_HEAD, nextEntryTime, type ChainHead } from '../../core/audit-chain.js';
+import { chainEntryWithJson, GENESIS_HEAD, nextEntryTime, type ChainHead } from '../../core/audit-chain.js';
 import { auditFilter } from '../../core/audit-query.js';
 import type { AuditDraft, AuditEntry } from '../../core/model.js';
 import type { AuditQuery, AuditStore } from '../../core/ports.js';
@@ -36,13 +36,16 @@ export class MemoryAuditStore implements AuditStore {
 
   async append(drafts: readonly AuditDraft[]): Promise<AuditEntry[]> {
     const chained: AuditEntry[] = [];
+    const lines: string[] = [];
     for (const draft of drafts) {
-      const entry = frozen(chainEntry(this.tip, draft, nextEntryTime(this.tip.at)));
+      const { entry: made, json } = chainEntryWithJson(this.tip, draft, nextEntryTime(this.tip.at));
+      const entry = frozen(made);
       chained.push(entry);
+      lines.push(json);
       this.tip = { seq: entry.seq, hash: entry.hash, at: entry.at };
     }
     if (chained.length === 0) return chained;
-    await this.journal.appendMany(chained);
+    await this.journal.appendSerialized(lines);
     // Batches become durable in the order they were chained, so pushing here keeps `entries` in seq order.
     this.entries.push(...chained);
     return chained;
