@@ -11,7 +11,7 @@
  * re-chain the batch from the head it returns and try again. Within this process appends are queued and
  * sent as batches, one script call at a time.
  */
-import { chainEntry, GENESIS_HASH, nextEntryTime, type ChainHead } from '../../core/audit-chain.js';
+import { chainEntryWithJson, GENESIS_HASH, nextEntryTime, type ChainHead } from '../../core/audit-chain.js';
 import { auditFilter } from '../../core/audit-query.js';
 import { DomainError } from '../../core/errors.js';
 import type { AuditDraft, AuditEntry } from '../../core/model.js';
@@ -139,10 +139,12 @@ export class RedisAuditStore implements AuditStore {
     for (let race = 0; race < MAX_RACES; race++) {
       const from = this.knownHead ?? (await this.readHead());
       const entries: AuditEntry[] = [];
+      const lines: string[] = [];
       let tip: Head = from;
       for (const draft of drafts) {
-        const entry = chainEntry(tip, draft, nextEntryTime(tip.at));
+        const { entry, json } = chainEntryWithJson(tip, draft, nextEntryTime(tip.at));
         entries.push(entry);
+        lines.push(json);
         tip = { seq: entry.seq, hash: entry.hash, at: entry.at };
       }
       let reply: unknown;
@@ -150,7 +152,7 @@ export class RedisAuditStore implements AuditStore {
         reply = await appendScript.run(
           this.client,
           [this.headKey, this.entriesKey],
-          [String(from.seq), from.hash, String(tip.seq), tip.hash, tip.at!, ...entries.map((e) => JSON.stringify(e))],
+          [String(from.seq), from.hash, String(tip.seq), tip.hash, tip.at!, ...lines],
         );
       } catch (error) {
         this.knownHead = undefined;
