@@ -119,6 +119,8 @@ interface TranscodeRun {
   ffmpeg: ChildProcess;
   untap: () => void;
   publisher: FlvPublisher | null;
+  /** A restarted run that publishes no keyframe in time is killed (and counts as another death). */
+  deadline: NodeJS.Timeout | null;
 }
 
 interface Transcode {
@@ -228,8 +230,14 @@ export class TranscodeSet {
       ffmpeg.kill('SIGKILL');
       return false;
     }
-    const run: TranscodeRun = { ffmpeg, untap, publisher: null };
+    const run: TranscodeRun = { ffmpeg, untap, publisher: null, deadline: null };
     transcode.run = run;
+    if (transcode.live) {
+      run.deadline = setTimeout(() => {
+        this.options.log('restarted transcoder sent no keyframe in time', { channelId, timeoutMs: TRANSCODE_START_TIMEOUT_MS });
+        ffmpeg.kill('SIGKILL');
+      }, TRANSCODE_START_TIMEOUT_MS);
+    }
     ffmpeg.stdout?.on('data', (chunk: Buffer) => {
       if (transcode.run !== run) return;
       try {
@@ -237,6 +245,10 @@ export class TranscodeSet {
         // continues their timeline past the last run's timestamps.
         run.publisher ??= this.options.openPublisher(`${channelId}${TRANSCODE_SUFFIX}`);
         run.publisher.feed(chunk);
+        if (run.deadline && run.publisher.keyframes > 0) {
+          clearTimeout(run.deadline);
+          run.deadline = null;
+        }
         if (run.publisher.keyframes > 0 && !transcode.live) {
           transcode.live = true;
           if (transcode.startDeadline) clearTimeout(transcode.startDeadline);
@@ -335,6 +347,7 @@ export class TranscodeSet {
     const run = transcode.run;
     if (!run) return;
     transcode.run = null;
+    if (run.deadline) clearTimeout(run.deadline);
     run.untap();
     run.publisher?.close();
     void stopChild(run.ffmpeg);
