@@ -7,6 +7,9 @@
  * to its first output byte — the least a relay that pulls the camera can take. Runs are interleaved
  * (baseline on camera n, then the broker on camera n) so drifting machine load hits both alike, each
  * after a random pause so neither always starts at the same point of the keyframe cycle.
+ * The simulator's RTSP cameras start each new session at a keyframe, as Hikvision/Dahua cameras do
+ * (simulated-cameras.ts); an RTSP camera that does not adds up to one GOP (½ s on average at 1 s GOPs) to
+ * the RTSP figure, the RTMP sources have the simulator's GOP cache.
  */
 import { findFreePort } from '../src/media/net-ports.js';
 import { log, result } from './lib.js';

@@ -13,13 +13,21 @@
  * channel. A step keeps up when the bytes delivered to the readers are ≥ 95 % of what the same cameras
  * sent a direct reader in the same window, and the node plus its relays use < 95 % of their core.
  * The run stops by itself after the first step that falls behind or after ~4 minutes of steps.
+ *
+ * CPU per transcode (a phase of its own, on a node with one forward): one H.265 channel (a simulated RTSP
+ * camera, 640x360 25 fps) transcoded to H.264 by the node's ffmpeg child (libx264 veryfast), one viewer; its CPU
+ * seconds per wall second from /proc/<pid>/stat. Baseline in the same run, on the same core: one plain ffmpeg
+ * reading the same camera over RTSP and encoding it with the same settings to /dev/null. `BENCH_MEDIA_ONLY=transcode`
+ * runs this phase alone.
  */
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request, type ClientRequest } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { findFreePort } from '../src/media/net-ports.js';
 import { buildPlayUrls } from '../src/media/play-urls.js';
+import { ffmpegPath } from '../src/media/ffmpeg.js';
 import { cpuSeconds, log, result } from './lib.js';
 import {
   childPids,
@@ -81,11 +89,96 @@ type SourceKind = 'rtmp-h264' | 'rtsp-h265';
 export async function mediaCapacityBench() {
   if (HARNESS_CORE !== undefined) spawnSync('taskset', ['-pc', String(HARNESS_CORE), String(process.pid)]);
   log(pinnable ? 'simulator, readers and harness on core 0; media node (+ relays) and baseline ffmpeg on core 1' : 'taskset or a second core missing: nothing pinned, figures are per machine, not per core');
+  const only = process.env.BENCH_MEDIA_ONLY;
+  if (only !== undefined && only !== 'transcode') throw new Error(`BENCH_MEDIA_ONLY=${only}: only "transcode" is known`);
+  if (only === 'transcode') {
+    const transcode = await measureTranscode();
+    result('media-capacity', transcode.transcodeCpuPct, '% of a core per transcode', transcode.baselineCpuPct, { transcode });
+    return;
+  }
   const h264 = await measure('rtmp-h264');
   const h265 = await measure('rtsp-h265');
+  const transcode = await measureTranscode();
   const ratio = (r: Record<string, unknown>) => (r.carried as number) / (r.baseline as number);
   log(`H.264 over RTMP: ${h264.carried} forwards per core vs ${h264.baseline} ffmpeg relays (${ratio(h264).toFixed(2)}×); H.265 over RTSP: ${h265.carried} vs ${h265.baseline} (${ratio(h265).toFixed(2)}×)`);
-  result('media-capacity', h264.carried as number, 'forwards', h264.baseline as number, { h264, h265 });
+  result('media-capacity', h264.carried as number, 'forwards', h264.baseline as number, { h264, h265, transcode });
+}
+
+function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The node's transcoder settings (transcodes.ts transcodeArgs) on a plain ffmpeg that reads the camera itself. */
+function plainTranscoder(sourceUrl: string, core: number | undefined) {
+  const args = [
+    '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-rtsp_transport', 'tcp', '-i', sourceUrl,
+    '-map', '0:v', '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-g', '50',
+    '-f', 'flv', '/dev/null',
+  ];
+  const [command, argv] = core !== undefined ? ['taskset', ['-c', String(core), ffmpegPath, ...args]] : [ffmpegPath, args];
+  return spawn(command, argv, { stdio: 'ignore' });
+}
+
+/** CPU of one transcode, beside one plain ffmpeg doing the same decode + encode (see the header). */
+async function measureTranscode(): Promise<{ transcodeCpuPct: number; nodeCpuPct: number; baselineCpuPct: number; ratio: number; windowSeconds: number; viewerKbps: number; coresBusyPct: string }> {
+  log('--- CPU per transcode: one H.265 camera (RTSP) → H.264');
+  const simulator = await startSimulatorProcess(1, await findFreePort(), HARNESS_CORE, { rtspPort: await findFreePort() });
+  const cameraUrl = `${simulator.h265RtspBaseUrl!}/1`;
+  const cleanups: Array<() => Promise<void>> = [() => simulator.stop()];
+  try {
+    const playSecret = randomBytes(32).toString('hex');
+    const node = await startMediaNodeProcess(
+      { rtmpPort: await findFreePort(), httpPort: await findFreePort(), controlPort: await findFreePort(), controlSecret: randomBytes(32).toString('hex'), playSecret, maxForwards: 10 },
+      MEASURED_CORE,
+    );
+    cleanups.unshift(() => node.stop());
+    const forward = await node.control('POST', '/forwards', { channelId: 'bench-t', sourceUrl: cameraUrl, fence: 1 });
+    if (forward.status !== 200) throw new Error(`forward refused: ${forward.status} ${JSON.stringify(forward.body)}`);
+    const started = await node.control('POST', '/transcodes', { channelId: 'bench-t' });
+    if (started.status !== 200) throw new Error(`transcode refused: ${started.status} ${JSON.stringify(started.body)}`);
+    const urls = buildPlayUrls(node.playBaseUrl, playSecret, { sessionId: 's-t', channelId: 'bench-t', nodeId: 'bench-node', fence: 1, expiresAt: Date.now() + 3_600_000 });
+    const viewer = readHttpFlv(urls.flv.replace('/bench-t.flv', `/${started.body.stream}.flv`), 1);
+    cleanups.unshift(async () => void viewer.req.destroy());
+    await sleep(WARMUP_MS);
+    // The node's children: its transcoder, and (run through tsx) esbuild's service.
+    const transcoders = childPids(node.pid).filter((pid) => /ffmpeg/.test(processName(pid)));
+    if (transcoders.length !== 1) throw new Error(`expected one transcoder child of the node, found ${transcoders.length}`);
+    const before = cpuOf(transcoders);
+    const nodeBefore = cpuSeconds(node.pid);
+    const viewerBytes = viewer.bytes;
+    const cores = coreTimes();
+    const t0 = performance.now();
+    await sleep(WINDOW_MS);
+    const elapsed = performance.now() - t0;
+    const coresBusy = coreBusyPct(cores, coreTimes()).join('/');
+    const transcodeCpuPct = round1(pct(cpuDelta(before, cpuOf(transcoders)), elapsed));
+    const nodeCpuPct = round1(pct(cpuSeconds(node.pid) - nodeBefore, elapsed));
+    const viewerKbps = Math.round(((viewer.bytes - viewerBytes) * 8) / (elapsed / 1000) / 1000);
+    viewer.req.destroy();
+    await node.stop();
+    cleanups.splice(0, 2);
+    log(`transcoder (ffmpeg child of the node): ${transcodeCpuPct} % of a core; the node itself (one forward, its tap, one viewer) ${nodeCpuPct} %; viewer got ${viewerKbps} kbit/s H.264`);
+
+    const plain = plainTranscoder(cameraUrl, MEASURED_CORE);
+    cleanups.unshift(() => stopChild(plain, 'SIGKILL'));
+    await sleep(WARMUP_MS);
+    // Under taskset, the child is taskset until it execs ffmpeg: same pid either way.
+    const plainBefore = cpuOf([plain.pid!]);
+    const t1 = performance.now();
+    await sleep(WINDOW_MS);
+    const baselineCpuPct = round1(pct(cpuDelta(plainBefore, cpuOf([plain.pid!])), performance.now() - t1));
+    if (plain.exitCode !== null) throw new Error(`the baseline ffmpeg exited (${plain.exitCode})`);
+    log(`baseline: one plain ffmpeg (RTSP in, libx264 veryfast zerolatency, to /dev/null): ${baselineCpuPct} % of a core`);
+    const ratio = Math.round((transcodeCpuPct / baselineCpuPct) * 100) / 100;
+    log(`CPU per transcode ${transcodeCpuPct} % vs ${baselineCpuPct} % (${ratio}×): ~${Math.floor(KEEPS_UP_CPU_PCT / transcodeCpuPct)} transcodes per core`);
+    return { transcodeCpuPct, nodeCpuPct, baselineCpuPct, ratio, windowSeconds: Math.round(elapsed / 1000), viewerKbps, coresBusyPct: coresBusy };
+  } finally {
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+  }
 }
 
 async function measure(kind: SourceKind): Promise<Record<string, unknown>> {
@@ -188,23 +281,6 @@ async function measure(kind: SourceKind): Promise<Record<string, unknown>> {
       carried = readers.length;
       perForwardPct = totalPct / readers.length;
     }
-    let transcodeCpuPct: number | undefined;
-    if (kind === 'rtsp-h265') {
-      // CPU per transcode: one H.265 → H.264 transcoder (its ffmpeg child) over a window, with one viewer.
-      const res = await node.control('POST', '/transcodes', { channelId: 'bench-1' });
-      if (res.status === 200) {
-        const urls = buildPlayUrls(node.playBaseUrl, playSecret, { sessionId: 's-t', channelId: 'bench-1', nodeId: 'bench-node', fence: 1, expiresAt: Date.now() + 3_600_000 });
-        const viewer = readHttpFlv(urls.flv.replace('/bench-1.flv', `/${res.body.stream}.flv`), 1);
-        readers.push(viewer);
-        await sleep(WARMUP_MS);
-        const transcoders = childPids(node.pid);
-        const before = cpuOf(transcoders);
-        const started = performance.now();
-        await sleep(WINDOW_MS);
-        transcodeCpuPct = round1(pct(cpuDelta(before, cpuOf(transcoders)), performance.now() - started));
-        log(`one H.265 → H.264 transcode (640x360, 25 fps, libx264 veryfast) uses ${transcodeCpuPct} % of a core`);
-      } else log(`transcode refused: ${res.status} ${JSON.stringify(res.body)}`);
-    }
     for (const reader of readers) reader.req.destroy();
     await node.stop();
     cleanups.shift();
@@ -237,7 +313,6 @@ async function measure(kind: SourceKind): Promise<Record<string, unknown>> {
       kind,
       carried,
       baseline: plainCapacity,
-      ...(transcodeCpuPct === undefined ? {} : { transcodeCpuPct }),
       cpuPerForwardPct: Math.round(perForwardPct * 100) / 100,
       cpuProjectedForwardsPerCore: projected,
       baselineCpuPerChannelPct: Math.round(plainPerChannelPct * 100) / 100,

@@ -306,6 +306,16 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     );
   });
 
+  media.onTranscodeFailed((channelId, sessionIds) => {
+    // The H.264 rendition its viewers asked for is gone for good: their sessions end as on a failed source.
+    for (const sessionId of sessionIds) {
+      slots.endSession(sessionId, 'source-failed').then(
+        (events) => (events ? effects.apply(events) : undefined),
+        (err: unknown) => logger.error({ err, channelId, sessionId }, 'could not end a session of a failed transcode'),
+      );
+    }
+  });
+
   gbRegistry = config.gbSipPort === 0 ? undefined : await GbDeviceRegistry.open(store, access, audit, gbRealm);
   gb = gbRegistry === undefined ? undefined : await GbServer.start({
     config: {

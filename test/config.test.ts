@@ -55,3 +55,20 @@ t.test('a media node takes MEDIA_MAX_PLAYERS_PER_SESSION (default 2) and refuses
     t.throws(() => mediaNodeConfigFromEnv({ ...secrets, MEDIA_MAX_PLAYERS_PER_SESSION: bad }), { message: /MEDIA_MAX_PLAYERS_PER_SESSION/ });
   }
 });
+
+t.test('a media node takes its transcoder restart limit (3 per 60 s by default) and refuses bad values by name', async (t) => {
+  const { mediaNodeConfigFromEnv, MediaNodeConfigError } = await import('../src/media/media-node-config.js');
+  const secrets = { MEDIA_CONTROL_SECRET: 'x'.repeat(32), MEDIA_PLAY_SECRET: 'y'.repeat(32) };
+  t.match(mediaNodeConfigFromEnv(secrets), { maxTranscodeRestarts: 3, transcodeRestartWindowMs: 60_000 });
+  t.match(
+    mediaNodeConfigFromEnv({ ...secrets, MEDIA_TRANSCODE_MAX_RESTARTS: '0', MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS: '300' }),
+    { maxTranscodeRestarts: 0, transcodeRestartWindowMs: 300_000 },
+  );
+  for (const [name, bad] of [
+    ['MEDIA_TRANSCODE_MAX_RESTARTS', '-1'], ['MEDIA_TRANSCODE_MAX_RESTARTS', '1.5'], ['MEDIA_TRANSCODE_MAX_RESTARTS', 'many'], ['MEDIA_TRANSCODE_MAX_RESTARTS', '101'],
+    ['MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS', '0'], ['MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS', '2.5'], ['MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS', '3601'],
+  ] as const) {
+    t.throws(() => mediaNodeConfigFromEnv({ ...secrets, [name]: bad }), MediaNodeConfigError, `${name}=${bad}`);
+    t.throws(() => mediaNodeConfigFromEnv({ ...secrets, [name]: bad }), { message: new RegExp(name) });
+  }
+});

@@ -334,6 +334,11 @@ export interface MediaControl {
   playUrls(input: { sessionId: string; channelId: string; fence: number; expiresAt: number; rendition?: 'h264' }): Promise<PlayUrls>;
   /** Called when a forward ends on its own (source failed, node died). */
   onForwardFailed(listener: (channelId: string, fence: number) => void): void;
+  /**
+   * Called when a channel's H.264 transcode was given up on its node (its transcoder kept dying past the
+   * node's restart limit), with the sessions it played for: they end `source-failed`, as on a failed source.
+   */
+  onTranscodeFailed(listener: (channelId: string, sessionIds: string[]) => void): void;
   nodes(): Promise<MediaNodeLoad[]>;
   ready(): Promise<boolean>;
   close(): Promise<void>;

@@ -11,7 +11,7 @@ import type { RtpMediaControl } from './gb-play.js';
 import { MediaNodeChild } from './media-node-child.js';
 import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
 import { findFreePort } from './net-ports.js';
-import { NodeWatch, type ForwardFailedListener } from './node-watch.js';
+import { NodeWatch, type ForwardFailedListener, type TranscodeFailedListener } from './node-watch.js';
 import { buildPlayUrls } from './play-urls.js';
 
 /** How long a planned stop waits for the cut players' ends to be queued. */
@@ -53,6 +53,7 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
   const log = options.logger.child({ component: 'media-embedded' });
   const listeners: ForwardFailedListener[] = [];
   const playerListeners: Array<(report: MediaPlayerEvents) => void> = [];
+  const transcodeListeners: TranscodeFailedListener[] = [];
 
   const client = new MediaNodeClient({
     controlUrl: `http://127.0.0.1:${controlPort}`,
@@ -73,6 +74,9 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
     log,
     (report) => {
       for (const listener of playerListeners) listener(report);
+    },
+    (channelId, sessionIds) => {
+      for (const listener of transcodeListeners) listener(channelId, sessionIds);
     },
   );
   const child = new MediaNodeChild({
@@ -180,6 +184,9 @@ export async function createEmbeddedMediaControl(options: EmbeddedMediaOptions):
     },
     onForwardFailed(listener) {
       listeners.push(listener);
+    },
+    onTranscodeFailed(listener) {
+      transcodeListeners.push(listener);
     },
     async nodes(): Promise<MediaNodeLoad[]> {
       const load = watch.lastLoad;

@@ -11,7 +11,7 @@ import { MediaUnavailableError, SourceInvalidError, SourceUnavailableError, type
 import type { VideoCodecName } from '../core/model.js';
 import type { RtpMediaControl } from './gb-play.js';
 import { MediaNodeClient, MediaNodeUnavailableError } from './media-node-client.js';
-import { claimPlayerEvents, type ForwardFailedListener, type PlayerEventsListener } from './node-watch.js';
+import { claimPlayerEvents, reportTranscodeFailures, type ForwardFailedListener, type PlayerEventsListener, type TranscodeFailedListener } from './node-watch.js';
 import { buildPlayUrls } from './play-urls.js';
 import { registryKeys, type NodeRegistration, type Placement, type RegistryRedis, type StartFailureKind } from './node-registry.js';
 
@@ -48,6 +48,7 @@ interface KnownNode {
   registration: NodeRegistration;
   client: MediaNodeClient;
   lastFailureSeq: number;
+  lastTranscodeFailureSeq: number;
   /** Forwards this broker is placing right now; registrations lag by up to a heartbeat. */
   pending: number;
   /** Placements recorded in Redis for this node (as of the last refresh, plus ours since). */
@@ -64,6 +65,10 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
     for (const listener of playerListeners) listener(report);
   };
   const known = new Map<string, KnownNode>();
+  const transcodeListeners: TranscodeFailedListener[] = [];
+  const reportTranscodeFailed: TranscodeFailedListener = (channelId, sessionIds) => {
+    for (const listener of transcodeListeners) listener(channelId, sessionIds);
+  };
 
   const report = (channelId: string, fence: number) => {
     for (const listener of listeners) {
@@ -131,7 +136,7 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
           controlSecret: options.controlSecret,
           sourceTimeoutMs: options.sourceTimeoutMs,
         });
-        known.set(id, { registration, client, lastFailureSeq: 0, pending: 0, placed: 0 });
+        known.set(id, { registration, client, lastFailureSeq: 0, lastTranscodeFailureSeq: 0, pending: 0, placed: 0 });
         const nodeLimit = registration.maxPlayersPerSession;
         if (options.maxPlayersPerSession !== undefined && nodeLimit !== options.maxPlayersPerSession) {
           log.warn(
@@ -159,6 +164,8 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
           node.lastFailureSeq = failure.seq;
           await failPlaced(failure.channelId, failure.fence, id, failure.reason);
         }
+        // Every broker ends the sessions (ending one already ended is a no-op).
+        if (load) node.lastTranscodeFailureSeq = reportTranscodeFailures(load, node.lastTranscodeFailureSeq, reportTranscodeFailed, log);
         // Every broker claims; the node hands each event to one of them.
         if (load) await claimPlayerEvents(node.client, id, reportPlayers, log);
       }),
@@ -323,6 +330,9 @@ export async function createNodesMediaControl(options: NodesMediaOptions): Promi
     },
     onForwardFailed(listener) {
       listeners.push(listener);
+    },
+    onTranscodeFailed(listener) {
+      transcodeListeners.push(listener);
     },
     async nodes(): Promise<MediaNodeLoad[]> {
       return [...known.values()].map(({ registration: r }) => ({

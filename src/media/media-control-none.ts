@@ -39,6 +39,9 @@ export function createNoneMediaControl(options: NoneMediaOptions): MediaControl 
     onForwardFailed() {
       // Nothing relays, so nothing can fail.
     },
+    onTranscodeFailed() {
+      // Nothing transcodes.
+    },
     async nodes(): Promise<MediaNodeLoad[]> {
       return [];
     },

@@ -38,11 +38,23 @@ export interface MediaNodeEnvConfig {
   rtspTransport: 'tcp' | 'udp';
   /** MEDIA_MAX_TRANSCODES: H.265 → H.264 transcodes at once (0 disables them). */
   maxTranscodes: number;
+  /** MEDIA_TRANSCODE_MAX_RESTARTS: restarts of a dead transcoder per window before its sessions end (0: none). */
+  maxTranscodeRestarts: number;
+  /** MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS, as ms: the window those restarts are counted in. */
+  transcodeRestartWindowMs: number;
   /** MEDIA_RTP_HOST: where GB/T 28181 devices send RTP (the address in the INVITE's SDP); default MEDIA_HOST. */
   rtpHost: string;
   /** MEDIA_RTP_SILENCE_MS, default RTP_SILENCE_MS. */
   rtpSilenceMs: number;
 }
+
+/**
+ * A transcoder (transcodes.ts) that died is restarted at most this many times within the window
+ * (MEDIA_TRANSCODE_MAX_RESTARTS per MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS); one more death ends its
+ * sessions `source-failed`. A crash loop (a bad stream, a broken ffmpeg) costs a few seconds, not forever.
+ */
+export const DEFAULT_TRANSCODE_MAX_RESTARTS = 3;
+export const DEFAULT_TRANSCODE_RESTART_WINDOW_MS = 60_000;
 
 /** A live GB/T 28181 stream that sends no RTP this long has failed (API.md "GB/T 28181 access": 10 s). */
 export const RTP_SILENCE_MS = 10_000;
@@ -122,6 +134,16 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
   }
   const maxTranscodes = env.MEDIA_MAX_TRANSCODES ? Number(env.MEDIA_MAX_TRANSCODES) : 4;
   if (!Number.isInteger(maxTranscodes) || maxTranscodes < 0 || maxTranscodes > 256) throw new MediaNodeConfigError('MEDIA_MAX_TRANSCODES', 'must be an integer 0..256');
+  const maxTranscodeRestarts = env.MEDIA_TRANSCODE_MAX_RESTARTS ? Number(env.MEDIA_TRANSCODE_MAX_RESTARTS) : DEFAULT_TRANSCODE_MAX_RESTARTS;
+  if (!Number.isInteger(maxTranscodeRestarts) || maxTranscodeRestarts < 0 || maxTranscodeRestarts > 100) {
+    throw new MediaNodeConfigError('MEDIA_TRANSCODE_MAX_RESTARTS', 'must be an integer 0..100');
+  }
+  const restartWindowSeconds = env.MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS
+    ? Number(env.MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS)
+    : DEFAULT_TRANSCODE_RESTART_WINDOW_MS / 1000;
+  if (!Number.isInteger(restartWindowSeconds) || restartWindowSeconds < 1 || restartWindowSeconds > 3600) {
+    throw new MediaNodeConfigError('MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS', 'must be an integer 1..3600');
+  }
   const rtspTransport = env.MEDIA_RTSP_TRANSPORT || 'tcp';
   if (rtspTransport !== 'tcp' && rtspTransport !== 'udp') throw new MediaNodeConfigError('MEDIA_RTSP_TRANSPORT', 'must be tcp or udp');
   const rtpSilenceMs = env.MEDIA_RTP_SILENCE_MS ? Number(env.MEDIA_RTP_SILENCE_MS) : RTP_SILENCE_MS;
@@ -153,6 +175,8 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
     maxPlayersPerSession: perSession,
     rtspTransport,
     maxTranscodes,
+    maxTranscodeRestarts,
+    transcodeRestartWindowMs: restartWindowSeconds * 1000,
     rtpHost: env.MEDIA_RTP_HOST || host,
     rtpSilenceMs,
   };

@@ -70,6 +70,10 @@ export interface MediaNodeOptions {
   maxPlayersPerSession?: number;
   /** H.265 → H.264 transcodes at once (MEDIA_MAX_TRANSCODES); default DEFAULT_MAX_TRANSCODES. */
   maxTranscodes?: number;
+  /** Restarts of a dead transcoder allowed per window (MEDIA_TRANSCODE_MAX_RESTARTS); default 3. */
+  maxTranscodeRestarts?: number;
+  /** That window (MEDIA_TRANSCODE_RESTART_WINDOW_SECONDS, in ms here); default 60 s. */
+  transcodeRestartWindowMs?: number;
   /** Address GB/T 28181 RTP ports listen on and are offered at (MEDIA_RTP_HOST); default `host`. */
   rtpHost?: string;
   /** No RTP this long ends a live GB/T 28181 forward (API.md: 10 s); default RTP_SILENCE_MS. */
@@ -89,6 +93,8 @@ export interface NodeLoadReport {
   forwardsList: ForwardSummary[];
   /** Forwards that failed after they went live (most recent last), for the broker to end their sessions. */
   failed: ForwardFailure[];
+  /** Transcodes given up after too many restarts (most recent last): the broker ends their sessions `source-failed`. */
+  failedTranscodes?: TranscodeFailure[];
   /** Open GB/T 28181 RTP ports (each holds one SSRC). */
   rtpServers?: number;
 }
@@ -100,6 +106,17 @@ const nmsContext = nmsRequire('node-media-server/src/core/context.js') as {
 };
 
 let nmsInstanceCreated = false;
+
+export interface TranscodeFailure {
+  /** Increases with every transcode failure this node process records (a restarted node starts at 1). */
+  seq: number;
+  channelId: string;
+  /** The broker sessions the transcode played for. */
+  sessionIds: string[];
+  at: number;
+}
+
+const MAX_TRANSCODE_FAILURES_KEPT = 200;
 
 /** A media node transcodes few channels: each is a libx264 encoder (see `npm run bench -- media-capacity`). */
 export const DEFAULT_MAX_TRANSCODES = 4;
@@ -120,6 +137,8 @@ export class MediaNode {
   readonly #transcodes: TranscodeSet;
   readonly #players: PlayerGate;
   readonly #playerEvents = new PlayerEventLog();
+  readonly #transcodeFailures: TranscodeFailure[] = [];
+  #transcodeFailureSeq = 0;
   readonly #log: Logger;
   #nms: NodeMediaServer | null = null;
   #storeDir: string | null = null;
@@ -156,6 +175,18 @@ export class MediaNode {
       viewersOf: (channelId) =>
         this.#players.connectionsOnChannel(channelId).filter((c) => c.streamName === `${channelId}${TRANSCODE_SUFFIX}`).length,
       log: (message, fields) => this.#log.info(fields, message),
+      maxRestarts: options.maxTranscodeRestarts,
+      restartWindowMs: options.transcodeRestartWindowMs,
+      cutViewers: (channelId) => {
+        for (const player of this.#players.connectionsOnChannel(channelId)) {
+          if (player.streamName === `${channelId}${TRANSCODE_SUFFIX}`) cutPlayer(player);
+        }
+      },
+      onFailed: (channelId, sessionIds) => {
+        this.#transcodeFailureSeq += 1;
+        this.#transcodeFailures.push({ seq: this.#transcodeFailureSeq, channelId, sessionIds, at: Date.now() });
+        if (this.#transcodeFailures.length > MAX_TRANSCODE_FAILURES_KEPT) this.#transcodeFailures.shift();
+      },
     });
     this.#players = new PlayerGate({
       playSecret: options.playSecret,
@@ -235,6 +266,11 @@ export class MediaNode {
     return this.#forwards.awaitStart(channelId, fence);
   }
 
+  /** Process id of the channel's transcoder, while one runs (tests kill it to check restarts). */
+  transcoderPid(channelId: string): number | undefined {
+    return this.#transcodes.pidOf(channelId);
+  }
+
   rtpStats(channelId: string): ReturnType<ForwardSet['rtpStats']> {
     return this.#forwards.rtpStats(channelId);
   }
@@ -303,6 +339,7 @@ export class MediaNode {
       maxTranscodes: this.options.maxTranscodes ?? DEFAULT_MAX_TRANSCODES,
       forwardsList,
       failed: this.#forwards.failures(),
+      failedTranscodes: [...this.#transcodeFailures],
       rtpServers: this.#forwards.ssrcsInUse,
     };
   }

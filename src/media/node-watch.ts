@@ -12,10 +12,12 @@ import type { NodeLoadReport } from './media-node.js';
 
 export type ForwardFailedListener = (channelId: string, fence: number) => void;
 export type PlayerEventsListener = (report: MediaPlayerEvents) => void;
+export type TranscodeFailedListener = (channelId: string, sessionIds: string[]) => void;
 
 export class NodeWatch {
   readonly #active = new Map<string, number>();
   #lastFailureSeq = 0;
+  #lastTranscodeFailureSeq = 0;
   #lastLoad: NodeLoadReport | null = null;
   #alive = false;
 
@@ -24,6 +26,7 @@ export class NodeWatch {
     private readonly reportFailed: ForwardFailedListener,
     private readonly log: Logger,
     private readonly reportPlayers: PlayerEventsListener = () => undefined,
+    private readonly reportTranscodeFailed: TranscodeFailedListener = () => undefined,
   ) {}
 
   get alive(): boolean {
@@ -66,6 +69,7 @@ export class NodeWatch {
       this.#lastFailureSeq = failure.seq;
       this.#fail(failure.channelId, failure.fence, failure.reason);
     }
+    this.#lastTranscodeFailureSeq = reportTranscodeFailures(load, this.#lastTranscodeFailureSeq, this.reportTranscodeFailed, this.log);
     await claimPlayerEvents(this.client, load.id, this.reportPlayers, this.log);
   }
 
@@ -82,6 +86,7 @@ export class NodeWatch {
     this.#alive = false;
     this.#lastLoad = null;
     this.#lastFailureSeq = 0;
+    this.#lastTranscodeFailureSeq = 0;
     for (const [channelId, fence] of [...this.#active]) this.#fail(channelId, fence, 'node-lost');
   }
 
@@ -108,4 +113,20 @@ export async function claimPlayerEvents(client: MediaNodeClient, nodeId: string,
   } catch (error) {
     log.error({ err: (error as Error).message, nodeId }, 'player-events listener threw');
   }
+}
+
+/** Hands on a node's transcode failures newer than `lastSeq` (shared with the nodes adapter); returns the new last seq. */
+export function reportTranscodeFailures(load: NodeLoadReport, lastSeq: number, report: TranscodeFailedListener, log: Logger): number {
+  let seq = lastSeq;
+  for (const failure of load.failedTranscodes ?? []) {
+    if (failure.seq <= seq) continue;
+    seq = failure.seq;
+    log.warn({ channelId: failure.channelId, sessions: failure.sessionIds.length, node: load.id }, 'transcode failed');
+    try {
+      report(failure.channelId, failure.sessionIds);
+    } catch (error) {
+      log.error({ err: (error as Error).message, channelId: failure.channelId }, 'transcode-failed listener threw');
+    }
+  }
+  return seq;
 }

@@ -4,13 +4,20 @@
  * in a loop at 25 fps to every viewer — as RTP over RTSP (TCP interleaved or UDP, RFC 6184 / RFC 7798
  * packetization), and, for H.265, as enhanced-FLV tags into the simulator's RTMP server (ffmpeg cannot put
  * H.265 into FLV). No process per camera, so a bench can run hundreds.
+ *
+ * A new RTSP session starts at a keyframe, sent at once after PLAY, as the IP cameras the platform mostly
+ * carries do (Hikvision, Dahua and most ONVIF cameras begin every new RTSP session with an IDR and its
+ * parameter sets, so a client never waits out the rest of a GOP): each session plays the clip from the last
+ * keyframe before the moment it joined, in real time from there, on its own phase of the loop.
+ * The RTMP side (RTMP H.265 tags here, ffmpeg publishers for H.264) keeps one phase per camera; its server's
+ * GOP cache gives a new player the last keyframe.
  * @see https://www.rfc-editor.org/rfc/rfc2326 (RTSP), rfc6184 (H.264 RTP), rfc7798 (H.265 RTP)
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { FlvVideoMuxer, nalType, splitAnnexB, type VideoCodec } from './flv-mux.js';
+import { FlvVideoMuxer, isKeyframe, nalType, splitAnnexB, type VideoCodec } from './flv-mux.js';
 import type { FlvTag } from './flv-publisher.js';
 
 export const FRAME_MS = 40;
@@ -65,7 +72,30 @@ interface Viewer {
   ssrc: number;
   seq: number;
   base: number;
+  /** Clip index = (clock frame + offset) mod clip length: the session's own phase of the loop. */
+  offset: number;
   closed: boolean;
+}
+
+/** The clip's keyframe indexes, ascending (computed once per clip). */
+const keyframeIndexes = new WeakMap<Buffer[][], number[]>();
+function keyframesOf(camera: SimulatedCamera): number[] {
+  let indexes = keyframeIndexes.get(camera.units);
+  if (!indexes) {
+    indexes = camera.units.flatMap((unit, i) => (isKeyframe(camera.codec, unit) ? [i] : []));
+    if (indexes.length === 0) indexes = [0];
+    keyframeIndexes.set(camera.units, indexes);
+  }
+  return indexes;
+}
+
+/** The loop offset that puts `frame` of the clock on the clip's last keyframe at or before where the clock is. */
+export function sessionOffset(camera: SimulatedCamera, frame: number): number {
+  const length = camera.units.length;
+  const position = ((frame % length) + length) % length;
+  const keyframes = keyframesOf(camera);
+  const keyframe = [...keyframes].reverse().find((i) => i <= position) ?? keyframes[keyframes.length - 1];
+  return (((keyframe - frame) % length) + length) % length;
 }
 
 function sdpOf(camera: SimulatedCamera): string {
@@ -130,27 +160,30 @@ export class SimulatedCameraServer {
   }
 
   #tick(frame: number): void {
-    for (const viewer of this.#viewers) {
-      const { units, codec } = viewer.camera;
-      const unit = units[frame % units.length];
-      const payloads = packetize(codec, unit);
-      const timestamp = (viewer.base + frame * TICKS_PER_FRAME) >>> 0;
-      payloads.forEach((payload, i) => {
-        const header = Buffer.alloc(12);
-        header[0] = 0x80;
-        header[1] = (i === payloads.length - 1 ? 0x80 : 0) | 96;
-        header.writeUInt16BE(viewer.seq, 2);
-        viewer.seq = (viewer.seq + 1) & 0xffff;
-        header.writeUInt32BE(timestamp, 4);
-        header.writeUInt32BE(viewer.ssrc, 8);
-        viewer.send(Buffer.concat([header, payload]));
-      });
-    }
+    for (const viewer of this.#viewers) this.#sendFrame(viewer, frame);
     for (const [camera, sink] of this.#tagSinks) {
       const unit = camera.units[frame % camera.units.length];
       const ticks = (frame * TICKS_PER_FRAME) % 2 ** 33;
       for (const tag of sink.muxer.push({ nalus: unit, pts: ticks, dts: ticks })) sink.write(tag);
     }
+  }
+
+  /** One picture of the viewer's clip, as RTP packets (the marker on the last). */
+  #sendFrame(viewer: Viewer, frame: number): void {
+    const { units, codec } = viewer.camera;
+    const unit = units[(frame + viewer.offset) % units.length];
+    const payloads = packetize(codec, unit);
+    const timestamp = (viewer.base + frame * TICKS_PER_FRAME) >>> 0;
+    payloads.forEach((payload, i) => {
+      const header = Buffer.alloc(12);
+      header[0] = 0x80;
+      header[1] = (i === payloads.length - 1 ? 0x80 : 0) | 96;
+      header.writeUInt16BE(viewer.seq, 2);
+      viewer.seq = (viewer.seq + 1) & 0xffff;
+      header.writeUInt32BE(timestamp, 4);
+      header.writeUInt32BE(viewer.ssrc, 8);
+      viewer.send(Buffer.concat([header, payload]));
+    });
   }
 
   #serve(socket: Socket): void {
@@ -228,8 +261,14 @@ export class SimulatedCameraServer {
               socket.write(Buffer.concat([frame, rtp]));
             };
           reply('200 OK', [`Session: ${session}`, 'Range: npt=0.000-']);
-          viewer ??= { camera: camera!, send, ssrc: randomBytes(4).readUInt32BE(0), seq: randomBytes(2).readUInt16BE(0), base: randomBytes(4).readUInt32BE(0), closed: false };
-          this.#viewers.add(viewer);
+          if (!viewer) {
+            // The session starts on a keyframe, now: the clock's last frame is this session's keyframe
+            // (its RTP timestamp that frame's), the next tick sends the picture after it.
+            const joined = this.#frame - 1;
+            viewer = { camera: camera!, send, ssrc: randomBytes(4).readUInt32BE(0), seq: randomBytes(2).readUInt16BE(0), base: randomBytes(4).readUInt32BE(0), offset: sessionOffset(camera!, joined), closed: false };
+            this.#sendFrame(viewer, joined);
+            this.#viewers.add(viewer);
+          }
         } else if (method === 'TEARDOWN') {
           reply('200 OK');
           end();
