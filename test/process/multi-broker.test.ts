@@ -44,39 +44,44 @@ t.test('three brokers on one Redis', async (t) => {
   t.equal(results.filter((r) => r.status === 503).length, 900, 'the rest refused with 503');
   t.equal((await api(b1.url, 'GET', '/capacity', admin)).body.forwarding.used, 100);
 
-  // Sessions granted by broker 2 (every third request): kill it, heartbeat half of them through broker 1.
-  const onB2 = granted.filter((r) => results.indexOf(r) % 3 === 1).map((r) => r.body.id as string);
-  t.ok(onB2.length > 10, 'broker 2 granted some');
-  await b2.kill('SIGKILL');
+  // The broker that granted the most (request i went to broker i % 3; which broker's requests reach Redis first
+  // is the machine's business, so the test picks, it does not assume): kill it, heartbeat half of its sessions
+  // through another.
+  const grantedBy = [0, 1, 2].map((b) => granted.filter((r) => results.indexOf(r) % 3 === b).map((r) => r.body.id as string));
+  const victim = grantedBy.reduce((best, ids, b) => (ids.length > grantedBy[best]!.length ? b : best), 0);
+  const onB2 = grantedBy[victim]!;
+  t.ok(onB2.length >= 34, 'the busiest broker granted a third at least');
+  const [alive1, alive2] = brokers.filter((_, b) => b !== victim) as [typeof brokers[0], typeof brokers[0]];
+  await brokers[victim]!.kill('SIGKILL');
   const kept = onB2.slice(0, Math.floor(onB2.length / 2));
   const dropped = onB2.slice(kept.length);
-  const beat = setInterval(() => kept.forEach((id) => void api(b1.url, 'POST', `/streams/${id}/heartbeat`, operator).catch(() => undefined)), 500);
+  const beat = setInterval(() => kept.forEach((id) => void api(alive1.url, 'POST', `/streams/${id}/heartbeat`, operator).catch(() => undefined)), 500);
   t.teardown(() => clearInterval(beat));
-  const status = async (id: string) => (await api(b3.url, 'GET', `/streams/${id}`, admin)).status;
+  const status = async (id: string) => (await api(alive2.url, 'GET', `/streams/${id}`, admin)).status;
   await until(t, 'the sessions nobody heartbeats lapse', async () => (await Promise.all(dropped.map(status))).every((s) => s === 404), 60_000);
   t.same(await Promise.all(kept.map(status)), kept.map(() => 200), 'heartbeated sessions live on without the broker that granted them');
   clearInterval(beat);
-  const expired = await api(b1.url, 'GET', '/audit?action=stream.expire&limit=500', admin);
+  const expired = await api(alive1.url, 'GET', '/audit?action=stream.expire&limit=500', admin);
   t.ok(expired.body.items.length >= dropped.length, 'expiries audited');
 
   // Redis gone: answers 503 within the deadline, never a grant or a hang.
   await redis.kill();
   const started = Date.now();
-  const during = await api(b1.url, 'POST', '/streams', operator, { channelId: channels[0]!.id, purpose: 'during outage' });
+  const during = await api(alive1.url, 'POST', '/streams', operator, { channelId: channels[0]!.id, purpose: 'during outage' });
   t.equal(during.status, 503);
   t.equal(during.body.error.code, 'UNAVAILABLE');
   t.ok(Date.now() - started < 5000, 'answered promptly');
-  t.equal((await fetch(`${b3.url}/readyz`)).status, 503, 'not ready');
-  t.equal((await api(b3.url, 'POST', `/streams/${kept[0]}/heartbeat`, operator)).status, 503, 'heartbeat 503');
+  t.equal((await fetch(`${alive2.url}/readyz`)).status, 503, 'not ready');
+  t.equal((await api(alive2.url, 'POST', `/streams/${kept[0]}/heartbeat`, operator)).status, 503, 'heartbeat 503');
 
   await redis.start();
   await until(
     t,
     'a grant once Redis is back, nothing restarted',
-    async () => (await api(b3.url, 'POST', '/streams', operator, { channelId: channels[500]!.id, purpose: 'after outage' })).status === 201,
+    async () => (await api(alive2.url, 'POST', '/streams', operator, { channelId: channels[500]!.id, purpose: 'after outage' })).status === 201,
     20_000,
   );
-  await until(t, 'every broker ready again', async () => (await Promise.all([b1, b3].map((b) => fetch(`${b.url}/readyz`)))).every((r) => r.status === 200), 20_000);
-  const verify = await api(b1.url, 'GET', '/audit/verify', admin);
+  await until(t, 'every broker ready again', async () => (await Promise.all([alive1, alive2].map((b) => fetch(`${b.url}/readyz`)))).every((r) => r.status === 200), 20_000);
+  const verify = await api(alive1.url, 'GET', '/audit/verify', admin);
   t.equal(verify.body.ok, true, 'the audit chain written by three processes verifies');
 });
