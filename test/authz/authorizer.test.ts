@@ -319,6 +319,8 @@ t.test('reload picks up another broker’s change and tells listeners it was a r
 t.test('concurrent grant changes in one process do not lose each other', async (t) => {
   const { persistence, state } = memoryPersistence();
   const authz = await create(persistence);
+  const heard: PolicyChange[] = [];
+  authz.onChange((c) => heard.push(c));
   await Promise.all([
     authz.setAgencyGrants('a-one', [1], ['video']),
     authz.setAgencyGrants('a-two', [2], ['gov']),
@@ -326,7 +328,17 @@ t.test('concurrent grant changes in one process do not lose each other', async (
   ]);
   const agencies = new Set((state.rows ?? []).map((r) => r[1]));
   t.same([...agencies].sort(), ['a-one', 'a-three', 'a-two', 'platform']);
-  t.equal(state.saves, 3);
+  t.equal(state.saves, 1, 'changes queued at once are applied together: one save');
+  t.same(heard, ['a-one', 'a-two', 'a-three'].map((agencyId) => ({ source: 'local', agencyId })), 'each change is told, in order');
+  t.equal(authz.canSee('a-two', { class: 2, network: 'gov' }), true);
+  // One queued behind a running change waits for it, then goes in the next save.
+  const first = authz.setAgencyGrants('a-one', [2], ['gov']);
+  await Promise.resolve();
+  await Promise.all([first, authz.setAgencyGrants('a-two', [1], ['video']), authz.setAgencyGrants('a-three', [1], ['video'])]);
+  t.ok(state.saves >= 2 && state.saves <= 3, `${state.saves} saves`);
+  t.equal(authz.canSee('a-one', { class: 2, network: 'gov' }), true);
+  t.equal(authz.canSee('a-three', { class: 1, network: 'video' }), true);
+  t.equal(authz.canSee('a-three', { class: 3, network: 'police' }), false);
 });
 
 t.test('a failed save changes nothing and reports the error', async (t) => {
