@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createBroker } from './broker.js';
 import { createLogger } from './logging.js';
 import { buildApp } from './app.js';
+import { compileRemaining, rememberForWarmUp } from './http/lazy-compilers.js';
 import { demoState, seedDemo } from './demo.js';
 
 const ADMIN_PASSWORD_FILE = 'admin-password.txt';
@@ -49,6 +50,7 @@ async function main() {
   }
   const demo = await demoState(broker);
 
+  rememberForWarmUp();
   const app = await buildApp(broker, config, logger);
   await app.listen({ host: config.host, port: config.port });
   broker.start();
@@ -89,6 +91,13 @@ async function main() {
     ]
       .filter((l) => l !== undefined)
       .join('\n'),
+  );
+
+  // The routes' schemas compile on first use (http/lazy-compilers.ts); the rest compile now, between requests, so
+  // that no first request pays for it.
+  compileRemaining().then(
+    (compiled) => logger.debug({ compiled }, 'route schemas compiled'),
+    (err: unknown) => logger.error({ err }, 'a route schema did not compile'),
   );
 
   let closing = false;

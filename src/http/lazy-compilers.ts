@@ -3,8 +3,8 @@
  * route is registered. Compiling every validator (Ajv) and response serializer (fast-json-stringify) of the API at
  * start-up was about 0.7 s of CPU before the broker could listen; most routes are not called in the first
  * seconds, and some never by a given deployment. The first request of a route compiles its schemas (a few
- * milliseconds); from then on it runs the same compiled function as before. Same compilers, same options, same
- * output: only the moment changes.
+ * milliseconds) unless compileRemaining() got there first once the broker was ready; from then on it runs the same
+ * compiled function as before. Same compilers, same options, same output: only the moment changes.
  */
 import type { FastifyServerOptions } from 'fastify';
 
@@ -22,8 +22,42 @@ interface Validate {
  * A validator that compiles on its first call. It says it is an Ajv function (`schemaEnv`), so Fastify hands it
  * the request as the value's parent: Ajv may then replace a coerced root value, as it could when compiled eagerly.
  */
-function lazyValidator(compile: () => Validate): Validate {
+/**
+ * Compilations not yet done, kept only once a process asked for them (main.ts: its one app), so that the many
+ * apps a test process builds leave nothing behind: compileRemaining() works through them when the process is idle.
+ */
+const remaining = new Set<() => void>();
+let remember = false;
+
+/** From now on, schemas registered lazily are remembered for compileRemaining(). */
+export function rememberForWarmUp(): void {
+  remember = true;
+}
+
+/**
+ * Compiles, one per turn of the event loop (requests in between are answered), every schema not compiled yet:
+ * main.ts calls it once the broker is ready, so that a route's first request does not pay for its compilation
+ * either. Schemas of apps built later stay lazy until called again.
+ */
+export async function compileRemaining(): Promise<number> {
+  let compiled = 0;
+  for (const compile of [...remaining]) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (!remaining.has(compile)) continue;
+    compile();
+    compiled++;
+  }
+  return compiled;
+}
+
+function lazyValidator(build: () => Validate): Validate {
   let fn: Validate | undefined;
+  const compile = () => {
+    remaining.delete(compile);
+    fn ??= build();
+    return fn;
+  };
+  if (remember) remaining.add(compile);
   const validate: Validate = (data, dataCxt) => {
     fn ??= compile();
     const result = fn.schemaEnv !== undefined && dataCxt !== undefined ? fn(data, dataCxt) : fn(data);
@@ -49,7 +83,13 @@ export function lazyCompilers(eager: { buildValidator: BuildValidator; buildSeri
       const compilerOf = () => (compiler ??= eager.buildSerializer(externalSchemas, options));
       return ((route: Parameters<ReturnType<BuildSerializer>>[0]) => {
         let serialize: ((data: unknown) => string) | undefined;
-        return (data: unknown) => (serialize ??= compilerOf()(route) as (data: unknown) => string)(data);
+        const compile = () => {
+          remaining.delete(compile);
+          serialize ??= compilerOf()(route) as (data: unknown) => string;
+          return serialize;
+        };
+        if (remember) remaining.add(compile);
+        return (data: unknown) => (serialize ?? compile())(data);
       }) as ReturnType<BuildSerializer>;
     },
   };
