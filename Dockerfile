@@ -13,8 +13,12 @@ RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
 FROM node:20-bookworm-slim
 # MALLOC_ARENA_MAX: glibc keeps one malloc arena per thread that ever allocated; the scrypt password hashes
 # (16 MB each, on libuv's threads) left ~100 MB resident in them after the first start's seeding.
+# MALLOC_MMAP_THRESHOLD_: glibc's own initial value, fixed. Left dynamic, glibc raises it to the largest block
+# freed (a 16 MB scrypt buffer), after which such blocks come from the arenas and stay resident when freed; at
+# 128 KiB they are mmap'ed and given back (~40 MB less resident after a first start that hashes 21 passwords at once).
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     BROKER_HOST=0.0.0.0 \
     BROKER_DATA_DIR=/var/lib/sharp-eyes
 WORKDIR /app

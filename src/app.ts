@@ -33,9 +33,11 @@ import { GbDevice } from './http/schemas/gb-devices.js';
 import type { Broker } from './broker.js';
 import AjvCompiler from '@fastify/ajv-compiler';
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
+import { lazyCompilers } from './http/lazy-compilers.js';
 
 /** Fastify's own compiler factories, made once: pools keyed by the shared schemas and options (see buildApp). */
-const SHARED_COMPILERS = { buildValidator: AjvCompiler(), buildSerializer: SerializerSelector() };
+// Each route's schemas compile when the route is first used (lazy-compilers.ts), not all of them at start-up.
+const SHARED_COMPILERS = lazyCompilers({ buildValidator: AjvCompiler(), buildSerializer: SerializerSelector() });
 
 export const API_PREFIX = '/api/v1';
 

@@ -27,19 +27,13 @@ import { documentPolicyPersistence } from './authz/policy-persistence.js';
 import { MemoryDocumentStore } from './store/memory/document-store.js';
 import { MemoryAuditStore } from './store/memory/audit-store.js';
 import { MemorySlotStore } from './store/memory/slot-store.js';
-import { boundedScriptClient, connectRedis, redisCall } from './store/redis/client.js';
-import { RedisDocumentStore } from './store/redis/document-store.js';
-import { RedisAuditStore } from './store/redis/audit-store.js';
-import { RedisSlotStore } from './store/redis/slot-store.js';
-import { RedisEventBus } from './store/redis/event-bus.js';
-import { RedisLoginAttemptCounter } from './store/redis/login-attempts.js';
 import { createMedia } from './media/create-media.js';
-import { supportsRtp, withGbPlay } from './media/gb-play.js';
+import { supportsRtp, withGbPlay, type RtpMediaControl } from './media/gb-play.js';
+import { deferredMedia, isDeferred } from './media/deferred-media.js';
 import { GbServer } from './gb28181/gb-server.js';
 import { GbDeviceRegistry } from './gb28181/gb-devices.js';
 import { GbCalls, type BrokerLink, type GbCall } from './gb28181/gb-calls.js';
 import { busKey } from './gb28181/gb-bus-messages.js';
-import { RedisBrokerLink } from './store/redis/broker-link.js';
 
 export interface Secrets {
   /** Signs people's access tokens. */
@@ -67,6 +61,8 @@ export interface Broker {
   /** GB/T 28181 signalling; absent when BROKER_GB_SIP_PORT is 0. */
   gb?: GbServer;
   storeReady(): Promise<boolean>;
+  /** Resolves once the media plane is up; rejects with the reason it could not start (see BrokerOverrides.deferMedia). */
+  mediaStarted: Promise<void>;
   /** Starts the lease sweep (expiry, idle close, queue). Tests may drive `sweep()` instead. */
   start(): void;
   sweep(): Promise<void>;
@@ -78,6 +74,11 @@ export interface BrokerOverrides {
   media?: MediaControl;
   /** Clock for the memory slot store (tests move time without sleeping). */
   clock?: () => number;
+  /**
+   * Resolve before the media plane is up (main.ts: it seeds and builds the app meanwhile, then awaits
+   * `mediaStarted`); by default createBroker resolves once the plane is up and rejects if it cannot start.
+   */
+  deferMedia?: boolean;
 }
 
 const policiesDir = fileURLToPath(new URL('../policies/', import.meta.url));
@@ -126,6 +127,17 @@ async function openMemoryStores(config: Config, logger: Logger, overrides: Broke
  * is bounded (redisCall): Redis gone → 503 within the deadline, never a hang or an unchecked grant.
  */
 async function openRedisStores(config: Config, logger: Logger): Promise<StoreAdapters> {
+  // Loaded only here: node-redis is a quarter of a second of module loading and ~20 MB that the embedded store never uses.
+  const [{ boundedScriptClient, connectRedis, redisCall }, { RedisDocumentStore }, { RedisAuditStore }, { RedisSlotStore }, { RedisEventBus }, { RedisLoginAttemptCounter }, { RedisBrokerLink }] =
+    await Promise.all([
+      import('./store/redis/client.js'),
+      import('./store/redis/document-store.js'),
+      import('./store/redis/audit-store.js'),
+      import('./store/redis/slot-store.js'),
+      import('./store/redis/event-bus.js'),
+      import('./store/redis/login-attempts.js'),
+      import('./store/redis/broker-link.js'),
+    ]);
   const client = await connectRedis({ url: config.redisUrl, name: 'sharp-eyes-broker', onError: (err) => logger.warn({ err }, 'redis connection error') });
   const prefix = config.redisPrefix;
   const documents = await RedisDocumentStore.open(client, { prefix, onError: (err) => logger.warn({ err }, 'redis subscriber error') });
@@ -211,8 +223,47 @@ async function loadAuditSigner(store: DocumentStore, config: Config): Promise<Au
 
 export async function createBroker(config: Config, logger: Logger, overrides: BrokerOverrides = {}): Promise<Broker> {
   const stores = config.store === 'redis' ? await openRedisStores(config, logger) : await openMemoryStores(config, logger, overrides);
-  const { documents: store, auditStore, slots } = stores;
+  const store = stores.documents;
   const secrets = await loadSecrets(store, config);
+  // The media plane starts now (the embedded one is a child process that takes a second to answer), while this
+  // process opens the rest; it is awaited where the services need it. If opening fails meanwhile, it is closed.
+  const mediaStarting = overrides.media ? Promise.resolve(overrides.media) : createMedia(config, secrets, logger);
+  mediaStarting.catch(() => undefined);
+  let broker: Broker;
+  try {
+    // The `none` plane is there at once; the others start while the rest opens (deferred-media.ts).
+    const media = overrides.media ?? (config.media === 'none' ? await mediaStarting : deferredMedia(mediaStarting.then(rtpPlane)));
+    broker = await assemble(config, logger, stores, secrets, media);
+  } catch (err) {
+    await mediaStarting.then((media) => (overrides.media ? undefined : media.close()), () => undefined);
+    await stores.close().catch(() => undefined);
+    throw err;
+  }
+  if (!overrides.deferMedia) {
+    try {
+      await broker.mediaStarted;
+    } catch (err) {
+      await broker.close().catch(() => undefined);
+      throw err;
+    }
+  }
+  return broker;
+}
+
+/** The embedded and `nodes` planes open RTP ports (GB/T 28181); deferredMedia relies on it. */
+function rtpPlane(media: MediaControl): RtpMediaControl {
+  if (!supportsRtp(media)) throw new Error('the media plane opens no RTP ports');
+  return media;
+}
+
+async function assemble(
+  config: Config,
+  logger: Logger,
+  stores: StoreAdapters,
+  secrets: Secrets,
+  rawMedia: MediaControl,
+): Promise<Broker> {
+  const { documents: store, auditStore, slots } = stores;
   const signer = await loadAuditSigner(store, config);
 
   const access = await Authorizer.create({
@@ -257,7 +308,6 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
   let gbCalls: GbCalls | undefined;
   let gbLink: BrokerLink | undefined;
   const gbRealm = config.gbRealm ?? config.gbServerId.slice(0, 10);
-  const rawMedia = overrides.media ?? (await createMedia(config, secrets, logger));
   const media = withGbPlay(
     rawMedia,
     () =>
@@ -393,6 +443,7 @@ export async function createBroker(config: Config, logger: Logger, overrides: Br
     secrets,
     gb,
     storeReady: () => stores.ready(),
+    mediaStarted: isDeferred(rawMedia) ? rawMedia.started : Promise.resolve(),
     sweep,
     start() {
       sweepTimer = setInterval(() => {

@@ -12,7 +12,7 @@ import type { Channel, ChannelClass, Network } from './core/model.js';
 import type { Broker } from './broker.js';
 import type { AgencyInput } from './accounts/accounts-service.js';
 import { DEMO_SEED, DEMO_TOTAL, demoSimulatedChannels } from './core/demo-catalog.js';
-import { seedDemoGbDevice, type DemoGbDevice } from './gb28181/demo-device.js';
+import type { DemoGbDevice } from './gb28181/demo-device.js';
 
 const agency = (id: string, name: string, networks: Network[], classes: ChannelClass[], forwarding: number, analytics: number, canPreempt = false): AgencyInput => ({
   id,
@@ -67,31 +67,23 @@ export function demoCamera(i: number, cameras: number): { path: string; camera: 
 /** Seeds an empty broker. Returns where the generated credentials were written. */
 export async function seedDemo(broker: Broker, options: { simulatorRtmpPort: number; cameras: number; total?: number }): Promise<DemoSeed> {
   const admin = broker.accounts.principalOf('admin');
-  const lines = ['# Sharp Eyes broker demo accounts (generated; keep this file private)', '# username\tpassword\trole\tagency'];
-  for (const input of DEMO_AGENCIES) {
-    await broker.accounts.createAgency(admin, input);
-    for (const role of ['admin', 'operator'] as const) {
+  // The agencies first (at once: concurrent writes share the journal's fsyncs), then their people and the catalog
+  // together: every person's scrypt is queued on libuv's threads before this thread starts generating the catalog,
+  // so the hashing runs on the other core meanwhile. The credentials file lists them in DEMO_AGENCIES order.
+  await Promise.all(DEMO_AGENCIES.map((input) => broker.accounts.createAgency(admin, input)));
+  const people = DEMO_AGENCIES.flatMap((input) =>
+    (['admin', 'operator'] as const).map((role) => {
       const username = `${input.id.replace(/-/g, '.')}.${role === 'admin' ? 'admin' : 'op'}`.slice(0, 32);
       const password = generatePassword();
-      await broker.accounts.createUser(admin, input.id, {
-        username,
-        password,
-        role,
-        displayName: `${input.name}${role === 'admin' ? '管理员' : '值班员'}`,
-      });
-      lines.push(`${username}\t${password}\t${role}\t${input.id}`);
-    }
-  }
-  // With SIP on, a simulated lower platform registers over GB/T 28181 (src/gb28181/demo-device.ts). Its password
-  // stays in the demo's meta document: the simulator is started again at every boot of a demo data dir.
-  const gbDevice = broker.gb ? await seedDemoGbDevice(broker.gb, admin) : undefined;
-  if (gbDevice) lines.push(`# GB/T 28181 lower platform (simulated): device ${gbDevice.id} password ${gbDevice.password}`);
-  const credentialsFile = join(broker.config.dataDir, DEMO_CREDENTIALS_FILE);
-  await writeFile(credentialsFile, lines.join('\n') + '\n', { mode: 0o600 });
-
+      return {
+        line: `${username}\t${password}\t${role}\t${input.id}`,
+        created: broker.accounts.createUser(admin, input.id, { username, password, role, displayName: `${input.name}${role === 'admin' ? '管理员' : '值班员'}` }),
+      };
+    }),
+  );
   // The catalog is stored as its seed (regenerated at every open) plus the channels the simulator makes live.
   const base = { kind: 'demo' as const, seed: DEMO_SEED, total: options.total ?? DEMO_TOTAL };
-  const live = await broker.catalog.seedBase(base, (catalog) =>
+  const seeded = broker.catalog.seedBase(base, (catalog) =>
     demoSimulatedChannels(catalog, options.cameras).map((channel, i): Channel => {
       const camera = demoCamera(i, options.cameras);
       return {
@@ -104,6 +96,15 @@ export async function seedDemo(broker: Broker, options: { simulatorRtmpPort: num
       };
     }),
   );
+  const [live] = await Promise.all([seeded, ...people.map((p) => p.created)]);
+  // With SIP on, a simulated lower platform registers over GB/T 28181 (src/gb28181/demo-device.ts). Its password
+  // stays in the demo's meta document: the simulator is started again at every boot of a demo data dir.
+  const gbDevice = broker.gb ? await (await import('./gb28181/demo-device.js')).seedDemoGbDevice(broker.gb, admin) : undefined;
+  const lines = ['# Sharp Eyes broker demo accounts (generated; keep this file private)', '# username\tpassword\trole\tagency', ...people.map((p) => p.line)];
+  if (gbDevice) lines.push(`# GB/T 28181 lower platform (simulated): device ${gbDevice.id} password ${gbDevice.password}`);
+  const credentialsFile = join(broker.config.dataDir, DEMO_CREDENTIALS_FILE);
+  await writeFile(credentialsFile, lines.join('\n') + '\n', { mode: 0o600 });
+
   const simulated = live.map((channel, i) => {
     const { camera, codec } = demoCamera(i, live.length);
     return { channelId: channel.id, camera, ...(codec && { codec }) };

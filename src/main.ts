@@ -9,9 +9,8 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createBroker } from './broker.js';
 import { createLogger } from './logging.js';
 import { buildApp } from './app.js';
+import { compileRemaining, rememberForWarmUp } from './http/lazy-compilers.js';
 import { demoState, seedDemo } from './demo.js';
-import { startSimulator } from './media/simulator.js';
-import { startDemoGbDevice } from './gb28181/demo-device.js';
 
 const ADMIN_PASSWORD_FILE = 'admin-password.txt';
 
@@ -33,7 +32,8 @@ async function main() {
   // Tokens, keys and passwords never reach the logs (STYLE.md 15): logging.ts redacts URLs, headers and fields.
   const logger = createLogger({ level: config.logLevel });
 
-  const broker = await createBroker(config, logger);
+  // The media plane (the embedded node is a child process) starts meanwhile; /readyz says 503 until it is up.
+  const broker = await createBroker(config, logger, { deferMedia: true });
   const fresh = broker.accounts.agencyIds().length === 0;
   const { generatedPassword } = await broker.accounts.bootstrap(config.adminPassword, () => randomBytes(12).toString('base64url'));
   if (generatedPassword) {
@@ -50,9 +50,12 @@ async function main() {
   }
   const demo = await demoState(broker);
 
+  rememberForWarmUp();
   const app = await buildApp(broker, config, logger);
   await app.listen({ host: config.host, port: config.port });
   broker.start();
+  // A media plane that cannot start stops the broker, as before it listened.
+  await broker.mediaStarted;
 
   // The simulated cameras start once the API answers: it does not need them, and spawning their ffmpeg
   // processes is a third of a second the first answer would otherwise wait for. A stream requested before
@@ -61,7 +64,8 @@ async function main() {
   const cameras = (demo?.simulated.length ?? 0) - h265Cameras;
   const simulator =
     config.media !== 'none' && cameras + h265Cameras > 0
-      ? startSimulator({ cameras, h265Cameras, rtmpPort: demo!.simulatorRtmpPort }).catch((err: unknown) => {
+      ? // Loaded here, after the listener: the simulator's node-media-server is a fifth of a second and ~20 MB of modules.
+        import('./media/simulator.js').then(({ startSimulator }) => startSimulator({ cameras, h265Cameras, rtmpPort: demo!.simulatorRtmpPort })).catch((err: unknown) => {
           logger.error({ err }, 'camera simulator failed to start; demo channels will answer SOURCE_UNAVAILABLE');
           return undefined;
         })
@@ -69,7 +73,7 @@ async function main() {
 
   const gbDevice =
     config.media !== 'none' && broker.gb && demo?.gbDevice
-      ? startDemoGbDevice(demo.gbDevice, { port: config.gbSipPort, serverId: config.gbServerId }).catch((err: unknown) => {
+      ? import('./gb28181/demo-device.js').then(({ startDemoGbDevice }) => startDemoGbDevice(demo.gbDevice!, { port: config.gbSipPort, serverId: config.gbServerId })).catch((err: unknown) => {
           logger.error({ err }, 'the simulated GB/T 28181 platform failed to start; its channels stay offline');
           return undefined;
         })
@@ -87,6 +91,13 @@ async function main() {
     ]
       .filter((l) => l !== undefined)
       .join('\n'),
+  );
+
+  // The routes' schemas compile on first use (http/lazy-compilers.ts); the rest compile now, between requests, so
+  // that no first request pays for it.
+  compileRemaining().then(
+    (compiled) => logger.debug({ compiled }, 'route schemas compiled'),
+    (err: unknown) => logger.error({ err }, 'a route schema did not compile'),
   );
 
   let closing = false;

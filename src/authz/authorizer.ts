@@ -86,6 +86,8 @@ export class Authorizer implements AccessControl {
   private updates: Promise<unknown> = Promise.resolve();
   /** visibility() by agency, for the current grant rows (one per agency that asked; agencies are few). */
   private readonly visibilities = new Map<string, Visibility>();
+  /** Grant changes waiting for the next policy update (see setAgencyGrants). */
+  private queuedGrants?: Array<{ agencyId: string; rows: PolicyRow[]; resolve: () => void; reject: (err: Error) => void }>;
 
   private constructor(
     private readonly modelText: string,
@@ -212,17 +214,45 @@ export class Authorizer implements AccessControl {
    * if the store refuses, nothing changes here and the error propagates (Redis down → 503).
    */
   setAgencyGrants(agencyId: string, classes: number[], networks: string[]): Promise<void> {
-    return this.serialized(async () => {
-      let rows: PolicyRow[];
-      try {
-        rows = grantRowsFor(agencyId, classes, networks);
-      } catch (err) {
+    let rows: PolicyRow[];
+    try {
+      rows = grantRowsFor(agencyId, classes, networks);
+    } catch (err) {
+      return this.serialized(async () => {
         throw badRequest(`invalid agency grants: ${(err as Error).message}`);
-      }
-      const next = [...this.grantRows.filter((row) => row[1] !== agencyId), ...rows];
-      const enforcer = await buildEnforcer(this.modelText, this.functionRows, next);
-      await this.persistence.save(next.map((row) => [...row]));
-      this.swap(enforcer, next, { source: 'local', agencyId });
+      });
+    }
+    return new Promise<void>((resolve, reject) => {
+      // Changes that queue up behind a running one are applied together: one enforcer build and one save for
+      // all of them (ten agencies created at once cost one, not ten), each still resolved once it is in force.
+      const starting = this.queuedGrants === undefined;
+      (this.queuedGrants ??= []).push({ agencyId, rows, resolve, reject });
+      if (!starting) return;
+      void this.serialized(async () => {
+        const batch = this.queuedGrants!;
+        this.queuedGrants = undefined;
+        try {
+          let next = this.grantRows;
+          for (const change of batch) next = [...next.filter((row) => row[1] !== change.agencyId), ...change.rows];
+          const enforcer = await buildEnforcer(this.modelText, this.functionRows, next);
+          await this.persistence.save(next.map((row) => [...row]));
+          this.enforcer = enforcer;
+          this.grantRows = next;
+          this.cache.clear();
+          this.visibilities.clear();
+        } catch (err) {
+          for (const change of batch) change.reject(err as Error);
+          return;
+        }
+        for (const change of batch) {
+          try {
+            this.tell({ source: 'local', agencyId: change.agencyId });
+            change.resolve();
+          } catch (err) {
+            change.reject(err as Error);
+          }
+        }
+      });
     });
   }
 
@@ -254,6 +284,10 @@ export class Authorizer implements AccessControl {
     this.grantRows = grantRows;
     this.cache.clear();
     this.visibilities.clear();
+    this.tell(change);
+  }
+
+  private tell(change: PolicyChange): void {
     for (const listener of [...this.listeners]) listener(change);
   }
 

@@ -85,54 +85,101 @@ export interface DemoCatalogOptions {
   seed?: number;
 }
 
+type Slot = 'cross' | 'road' | 'n' | 'landmark' | 'gate' | 'dir';
+/** A name template as its literal parts and slots: even indexes literal text, odd ones a slot. */
+type Template = ReadonlyArray<string>;
+const SLOT = /^\{(cross|road|n|landmark|gate|dir)\}$/;
+
+function compileTemplate(template: string): Template {
+  const parts = template.split(/(\{(?:cross|road|n|landmark|gate|dir)\})/).map((p, i) => (i % 2 === 1 ? SLOT.exec(p)![1]! : p));
+  if (new Set(parts.filter((_, i) => i % 2 === 1)).size !== Math.floor(parts.length / 2)) throw new Error(`template ${template} repeats a slot`);
+  return parts;
+}
+
+interface CompiledSector extends Sector {
+  templates: readonly Template[];
+  /** One tags array per sector, shared (the index freezes it): 86,000 one-element arrays are megabytes. */
+  tags: string[];
+}
+const compileSectors = (sectors: readonly Sector[]): CompiledSector[] =>
+  sectors.map((sector) => ({ ...sector, templates: sector.names.map(compileTemplate), tags: [sector.tag] }));
+
 /** The demo catalog, sorted by id. The same options always give the same channels. */
 export function generateDemoCatalog(options: DemoCatalogOptions = {}): Channel[] {
   const total = options.total ?? DEMO_TOTAL;
   const random = mulberry32(options.seed ?? DEMO_SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
-  const weighted = <T extends { weight: number }>(items: readonly T[]): T => {
-    let r = random() * items.reduce((sum, item) => sum + item.weight, 0);
+  const weighted = <T extends { weight: number }>(items: readonly T[], sum: number): T => {
+    let r = random() * sum;
     for (const item of items) if ((r -= item.weight) < 0) return item;
     return items[items.length - 1];
   };
+  const weightOf = (items: ReadonlyArray<{ weight: number }>) => items.reduce((sum, item) => sum + item.weight, 0);
 
   const shared = Math.round((total * DEMO_SHARED_CLASS_2_3) / DEMO_TOTAL);
   const class2 = Math.round((shared * 5) / 9);
-  const serials = new Map<string, number>();
-  const districts = GUANGZHOU_DISTRICTS.map((d) => ({ ...d, weight: DISTRICT_WEIGHTS[d.code] }));
-  const channels: Channel[] = [];
+  const districts = GUANGZHOU_DISTRICTS.map((d) => ({ ...d, weight: DISTRICT_WEIGHTS[d.code], roads: ROADS[d.code], serial: 0 }));
+  const districtWeight = weightOf(districts);
+  // Sectors (and their name templates) per class, compiled once.
+  const sectorsOf = [CLASS_1_SECTORS, CLASS_2_SECTORS, CLASS_3_SECTORS].map(compileSectors);
+  const sectorWeights = sectorsOf.map(weightOf);
+  const channels = new Array<Channel>(total);
   // The id's two 10-digit halves as numbers: the same order as comparing the 20-digit strings, far cheaper.
   const high = new Float64Array(total);
   const low = new Float64Array(total);
-  // One tags array per sector, shared (the index freezes it): 86,000 one-element arrays are megabytes.
-  const tagsOf = new Map<Sector, string[]>();
   for (let i = 0; i < total; i++) {
     const channelClass: ChannelClass = i < class2 ? 2 : i < shared ? 3 : 1;
-    const district = weighted(districts);
-    const sector = weighted(channelClass === 1 ? CLASS_1_SECTORS : channelClass === 2 ? CLASS_2_SECTORS : CLASS_3_SECTORS);
+    const district = weighted(districts, districtWeight);
+    const sector = weighted(sectorsOf[channelClass - 1]!, sectorWeights[channelClass - 1]!);
     // Class 2 mostly sits on the government network, class 3 mostly on the interconnect; class 1 on the video
     // private network, where most platforms use digit 1.
     const networkDigit =
       channelClass === 1 ? pick([0, 1, 1, 1, 1, 2, 3, 4]) : random() < (channelClass === 2 ? 0.8 : 0.3) ? 6 : 8;
-    const serial = (serials.get(district.code) ?? 0) + 1;
-    serials.set(district.code, serial);
+    const serial = ++district.serial;
     const grassroots = 1 + Math.floor(random() * 30);
     const type = random() < 0.7 ? 132 : 131;
     high[i] = Number(district.code) * 10_000 + grassroots * 100 + Number(sector.industry);
     low[i] = type * 10_000_000 + networkDigit * 1_000_000 + serial;
-    const id = `${district.code}${String(grassroots).padStart(2, '0')}${sector.industry}${type}${networkDigit}${String(serial).padStart(6, '0')}`;
-    const roads = ROADS[district.code];
+    const id = `${district.code}${grassroots < 10 ? '0' : ''}${grassroots}${sector.industry}${type}${networkDigit}${String(serial).padStart(6, '0')}`;
+    const roads = district.roads;
     const road = pick(roads);
     let cross = pick(roads);
     if (cross === road) cross = roads[(roads.indexOf(road) + 1) % roads.length];
-    // Every draw is made whether or not the template uses it, in this order: the catalog stays the same.
-    const template = pick(sector.names);
-    const crossing = `${road}与${cross}交叉口-${pick(DIRECTIONS)}向`;
-    const n = String(1 + Math.floor(random() * 399));
+    // Every draw is made whether or not the template uses it, in this order: the catalog stays the same. Only the
+    // strings a template does not use are not built (86,000 channels' worth of garbage at every start).
+    const template = pick(sector.templates);
+    const crossDir = pick(DIRECTIONS);
+    const n = 1 + Math.floor(random() * 399);
     const landmark = pick(LANDMARKS);
     const gate = pick(ENTRANCES);
     const dir = pick(DIRECTIONS);
-    const name = fill(template, { cross: crossing, road, n, landmark, gate, dir });
+    let name = '';
+    for (let p = 0; p < template.length; p++) {
+      if (p % 2 === 0) {
+        name += template[p];
+        continue;
+      }
+      switch (template[p] as Slot) {
+        case 'cross':
+          name += `${road}与${cross}交叉口-${crossDir}向`;
+          break;
+        case 'road':
+          name += road;
+          break;
+        case 'n':
+          name += n;
+          break;
+        case 'landmark':
+          name += landmark;
+          break;
+        case 'gate':
+          name += gate;
+          break;
+        case 'dir':
+          name += dir;
+          break;
+      }
+    }
     const r = random();
     const status: ChannelStatus = r < 0.95 ? 'online' : r < 0.985 ? 'offline' : 'fault';
     const channel: Channel = {
@@ -143,30 +190,18 @@ export function generateDemoCatalog(options: DemoCatalogOptions = {}): Channel[]
       network: networkDigit <= 4 ? 'video' : networkDigit === 6 ? 'gov' : 'interconnect',
       location: pointIn(district, random),
       status,
-      tags: tagsOf.get(sector) ?? (tagsOf.set(sector, [sector.tag]), tagsOf.get(sector)!),
+      tags: sector.tags,
       sourceUrl: `rtsp://camera.invalid/${id}`,
     };
     if (sector.ownerAgency) channel.ownerAgency = sector.ownerAgency;
-    channels.push(channel);
+    channels[i] = channel;
   }
-  const order = Array.from({ length: total }, (_, i) => i).sort((a, b) => high[a]! - high[b]! || low[a]! - low[b]!);
-  return order.map((i) => channels[i]!);
-}
-
-type Slot = 'cross' | 'road' | 'n' | 'landmark' | 'gate' | 'dir';
-const compiled = new Map<string, Array<string | Slot>>();
-
-/** `template` with its first `{slot}` of each kind filled in, as a chain of String.replace calls would. */
-function fill(template: string, values: Record<Slot, string>): string {
-  let parts = compiled.get(template);
-  if (!parts) {
-    parts = template.split(/(\{(?:cross|road|n|landmark|gate|dir)\})/).map((p) => (/^\{\w+\}$/.test(p) ? (p.slice(1, -1) as Slot) : p));
-    if (new Set(parts.filter((_, i) => i % 2 === 1)).size !== Math.floor(parts.length / 2)) throw new Error(`template ${template} repeats a slot`);
-    compiled.set(template, parts);
-  }
-  let out = '';
-  for (let i = 0; i < parts.length; i++) out += i % 2 === 1 ? values[parts[i] as Slot] : parts[i];
-  return out;
+  const order = new Uint32Array(total);
+  for (let i = 0; i < total; i++) order[i] = i;
+  order.sort((a, b) => high[a]! - high[b]! || low[a]! - low[b]!);
+  const sorted = new Array<Channel>(total);
+  for (let i = 0; i < total; i++) sorted[i] = channels[order[i]!]!;
+  return sorted;
 }
 
 /** A point inside the district's box, denser towards its centre (cameras cluster where people are). */

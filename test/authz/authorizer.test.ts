@@ -244,6 +244,25 @@ t.test('agency grants: class × network visibility for several agencies', async 
   t.same(authz.visibility('unknown'), { classes: [], networks: [] });
 });
 
+t.test('visibility (kept per agency) follows every kind of grant change: one, several queued together, a reload', async (t) => {
+  const { persistence, state } = memoryPersistence();
+  const authz = await create(persistence);
+  await authz.setAgencyGrants('weather', [1], ['video']);
+  t.same(authz.visibility('weather'), { classes: [1], networks: ['video'] }, 'asked once: now kept');
+  await authz.setAgencyGrants('weather', [1, 2], ['video', 'gov']);
+  t.same(authz.visibility('weather'), { classes: [1, 2], networks: ['video', 'gov'] }, 'a change is seen at once');
+  // Changes queued behind a running one are applied as one batch.
+  await Promise.all([authz.setAgencyGrants('weather', [3], ['gov']), authz.setAgencyGrants('politics', [2], ['police']), authz.setAgencyGrants('weather', [2], ['police'])]);
+  t.same(authz.visibility('weather'), { classes: [2], networks: ['police'] }, 'the last of a batch wins');
+  t.same(authz.visibility('politics'), { classes: [2], networks: ['police'] });
+  await authz.setAgencyGrants('weather', [], []);
+  t.same(authz.visibility('weather'), { classes: [], networks: [] }, 'withdrawn');
+  // Another broker changed the store: a reload replaces the rows.
+  state.rows = [...(state.rows ?? []), ['p2', 'weather', 'class', '1'], ['p2', 'weather', 'network', 'video']];
+  await authz.reload();
+  t.same(authz.visibility('weather'), { classes: [1], networks: ['video'] }, 'a reload is seen at once');
+});
+
 t.test('agency grants: a wildcard in the store widens one dimension only', async (t) => {
   const { persistence } = memoryPersistence([
     ['p2', 'police', 'class', '*'],
@@ -319,6 +338,8 @@ t.test('reload picks up another broker’s change and tells listeners it was a r
 t.test('concurrent grant changes in one process do not lose each other', async (t) => {
   const { persistence, state } = memoryPersistence();
   const authz = await create(persistence);
+  const heard: PolicyChange[] = [];
+  authz.onChange((c) => heard.push(c));
   await Promise.all([
     authz.setAgencyGrants('a-one', [1], ['video']),
     authz.setAgencyGrants('a-two', [2], ['gov']),
@@ -326,7 +347,17 @@ t.test('concurrent grant changes in one process do not lose each other', async (
   ]);
   const agencies = new Set((state.rows ?? []).map((r) => r[1]));
   t.same([...agencies].sort(), ['a-one', 'a-three', 'a-two', 'platform']);
-  t.equal(state.saves, 3);
+  t.equal(state.saves, 1, 'changes queued at once are applied together: one save');
+  t.same(heard, ['a-one', 'a-two', 'a-three'].map((agencyId) => ({ source: 'local', agencyId })), 'each change is told, in order');
+  t.equal(authz.canSee('a-two', { class: 2, network: 'gov' }), true);
+  // One queued behind a running change waits for it, then goes in the next save.
+  const first = authz.setAgencyGrants('a-one', [2], ['gov']);
+  await Promise.resolve();
+  await Promise.all([first, authz.setAgencyGrants('a-two', [1], ['video']), authz.setAgencyGrants('a-three', [1], ['video'])]);
+  t.ok(state.saves >= 2 && state.saves <= 3, `${state.saves} saves`);
+  t.equal(authz.canSee('a-one', { class: 2, network: 'gov' }), true);
+  t.equal(authz.canSee('a-three', { class: 1, network: 'video' }), true);
+  t.equal(authz.canSee('a-three', { class: 3, network: 'police' }), false);
 });
 
 t.test('a failed save changes nothing and reports the error', async (t) => {
