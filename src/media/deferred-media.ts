@@ -11,6 +11,8 @@ import type { RtpMediaControl } from './gb-play.js';
 export interface DeferredMediaControl extends RtpMediaControl {
   /** Resolves once the plane is up; rejects with the reason it could not start. */
   readonly started: Promise<void>;
+  /** The embedded plane's media node process id, once it is up (operators' tools and tests look at its children). */
+  nodePid(): number | undefined;
 }
 
 /**
@@ -50,6 +52,7 @@ export function deferredMedia(starting: Promise<RtpMediaControl>): DeferredMedia
       void started.then(() => media!.onTranscodeFailed(listener), () => undefined);
     },
     ready: async () => (media ? media.ready() : false),
+    nodePid: () => (media as Partial<{ nodePid(): number | undefined }> | undefined)?.nodePid?.(),
     async close() {
       // A plane that never started has nothing to close.
       const m = await starting.catch(() => undefined);

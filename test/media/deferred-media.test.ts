@@ -58,11 +58,13 @@ t.test('listeners registered before the plane is up are attached to it', async (
     ready: async () => true,
     nodes: async () => [],
     rtpHosts: () => ['127.0.0.1'],
+    nodePid: () => 4242,
   } as unknown as RtpMediaControl);
   t.same(await nodes, [], 'a call made before it was up goes through');
   await plane.started;
   t.equal(await plane.ready(), true);
   t.same(plane.rtpHosts(), ['127.0.0.1']);
+  t.equal(plane.nodePid(), 4242, "the embedded node's pid, once it is up");
   tell!('44010600001320000011', 3);
   t.same(failed, [['44010600001320000011', 3]]);
   tellTranscode!('44010600001320000011', ['s_1']);
