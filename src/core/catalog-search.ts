@@ -171,6 +171,9 @@ export function candidateSegments(view: CatalogView, filter: Filter): Segment[] 
 
 /** The first `want` matching ordinals >= from, reading each segment only as far as it has to. */
 export function firstMatches(view: CatalogView, segments: Segment[], filter: Filter, from: number, want: number): number[] {
+  // Nothing of the selected districts lies below the first ordinal of their lists: a box that reaches into a
+  // district of lower ids (ids begin with the district code) need not be read through it.
+  from = Math.max(from, lowestOrdinal(view, filter));
   if (segments.length > 1 && segments.every((s) => s.sorted)) return firstMatchesMerged(view, segments, filter, from, want);
   const found: number[] = [];
   const single = segments.length === 1;
@@ -199,6 +202,17 @@ export function firstMatches(view: CatalogView, segments: Segment[], filter: Fil
     }
   }
   return single ? found : view.marks.drain(from, want).ords;
+}
+
+/** The lowest ordinal a match can have: 0, or with districts selected the first ordinal of their lists. */
+function lowestOrdinal(view: CatalogView, filter: Filter): number {
+  if (!filter.districts) return 0;
+  let lowest = view.channels.length;
+  for (let d = 0; d < filter.districts.length; d++) {
+    const list = view.districtLists[d];
+    if (filter.districts[d] === 1 && list && list.length > 0) lowest = Math.min(lowest, list.ords[0]!);
+  }
+  return lowest;
 }
 
 /**
