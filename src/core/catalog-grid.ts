@@ -6,7 +6,7 @@
  * number) and location, in the same order: counting a box reads a cell's own short arrays one after the other
  * instead of jumping into the catalog-wide columns (a new map viewport counts thousands of channels).
  */
-import type { Segment } from './catalog-postings.js';
+import { lowerBoundOf, type Segment } from './catalog-postings.js';
 
 const CELL_DEGREES = 0.02;
 const LAT_CELLS = Math.ceil(180 / CELL_DEGREES) + 1;
@@ -68,14 +68,7 @@ class GridCell {
   }
 
   private lowerBound(ord: number): number {
-    let lo = 0;
-    let hi = this.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ords[mid] < ord) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBoundOf(this.ords, this.length, ord);
   }
 
   private resize(capacity: number): void {

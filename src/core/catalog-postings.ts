@@ -3,6 +3,18 @@
  * candidates from several lists back into ordinal (= id) order without sorting.
  */
 
+/** First position of the sorted `ords[0..length)` whose ordinal is >= ord. */
+export function lowerBoundOf(ords: Uint32Array, length: number, ord: number): number {
+  let lo = 0;
+  let hi = length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ords[mid]! < ord) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** A sorted, duplicate-free list of ordinals in a growable Uint32Array (4 bytes per entry, no per-entry object). */
 export class PostingList {
   ords: Uint32Array;
@@ -36,14 +48,7 @@ export class PostingList {
 
   /** First position whose ordinal is >= ord. */
   lowerBound(ord: number): number {
-    let lo = 0;
-    let hi = this.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ords[mid] < ord) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBoundOf(this.ords, this.length, ord);
   }
 
   /** Drops spare capacity once a bulk build is done (the catalog is mostly read). */
