@@ -24,21 +24,16 @@ import { findFreePort } from '../src/media/net-ports.js';
 import { cpuSeconds, log } from './lib.js';
 import { loopbackClient, percentile, type LoopbackClient } from './loopback-client.js';
 import { childPids, coreBusyPct, coreTimes, cpuDelta, cpuOf, startBrokerServer, startSimulatorProcess } from './media-lib.js';
-import { liveExpiries, openLoop } from './soak.js';
+import { SOAK_MODEL, liveExpiries, openLoop } from './soak.js';
 
-const LIVE = 3000;
-const HEARTBEAT_EVERY_S = 10;
-const CHURN_PER_S = 50;
-const CHURN_LIFETIME_MS = 1000;
+const { live: LIVE, heartbeatEveryS: HEARTBEAT_EVERY_S, churnPerS: CHURN_PER_S, churnLifetimeMs: CHURN_LIFETIME_MS, sockets: SOCKETS, rampConcurrency: RAMP_CONCURRENCY } = SOAK_MODEL;
 const CAMERAS = Number(process.env.BENCH_SOAK_CAMERAS ?? 10);
 /** Live sessions with a player at any one time (each watches WATCH_S, then another session's player starts). */
 const PLAYERS = Number(process.env.BENCH_SOAK_PLAYERS ?? 100);
 const WATCH_S = 10;
 const WINDOW_S = Number(process.env.BENCH_SOAK_PLAYER_SECONDS ?? 30);
-const SOCKETS = 256;
 /** A player with no answer by then gives up (a saturated node may not answer at all). */
 const PLAYER_ANSWER_TIMEOUT_MS = 15_000;
-const RAMP_CONCURRENCY = 64;
 
 interface BrokerInfo {
   port: number;

@@ -20,16 +20,20 @@ import { loopbackClient, percentile, type LoopbackClient } from './loopback-clie
 
 const SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
 const STORE = process.env.BENCH_STORE === 'redis' ? 'redis' : 'memory';
-const LIVE = 3000;
-const HEARTBEAT_EVERY_S = 10;
-const CHURN_PER_S = 50;
-/** A churn session is released this long after it was due to open. */
-const CHURN_LIFETIME_MS = 1000;
+/** The load model both soak benches share (bench/soak-players.ts adds players to it). */
+export const SOAK_MODEL = {
+  live: 3000,
+  heartbeatEveryS: 10,
+  churnPerS: 50,
+  /** A churn session is released this long after it was due to open. */
+  churnLifetimeMs: 1000,
+  /** Enough sockets for ~400 req/s even if answers slow down to a few hundred ms. */
+  sockets: 256,
+  /** Live sessions are opened this many at a time before the measured window. */
+  rampConcurrency: 64,
+} as const;
+const { live: LIVE, heartbeatEveryS: HEARTBEAT_EVERY_S, churnPerS: CHURN_PER_S, churnLifetimeMs: CHURN_LIFETIME_MS, sockets: SOCKETS, rampConcurrency: RAMP_CONCURRENCY } = SOAK_MODEL;
 const FORWARDING_SLOTS = 3500;
-/** Enough sockets for ~400 req/s even if answers slow down to a few hundred ms. */
-const SOCKETS = 256;
-/** Live sessions are opened this many at a time before the measured window. */
-const RAMP_CONCURRENCY = 64;
 
 interface BrokerInfo {
   port: number;
