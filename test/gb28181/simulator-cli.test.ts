@@ -1,5 +1,5 @@
 /** `npm run simulate -- --gb28181 …` as a real process: it registers with a broker and its catalog lands. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { auth, embeddedMediaEnv, nodeArgs, until } from '../helper.js';
@@ -8,10 +8,9 @@ import { buildGbBroker, SERVER_ID } from './helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-t.test('the GB/T 28181 simulator process registers over TCP, answers the catalog, unregisters on SIGTERM', async (t) => {
-  const tb = await buildGbBroker(t);
-  const { id, password } = await tb.device();
-  const child = spawn(process.execPath, [...nodeArgs('src/media/simulator-main.ts'), '--gb28181', '--server', `127.0.0.1:${tb.sipPort}`, '--server-id', SERVER_ID, '--device-id', id, '--channels', '30', '--items-per-message', '7', '--transport', 'tcp'], {
+/** `npm run simulate -- --gb28181 <args>` with the device password in its environment: its output so far, and its exit. */
+function simulatorProcess(t: Test, args: string[], password: string) {
+  const child = spawn(process.execPath, [...nodeArgs('src/media/simulator-main.ts'), '--gb28181', ...args], {
     cwd: root,
     env: { ...process.env, GB_DEVICE_PASSWORD: password },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -23,9 +22,16 @@ t.test('the GB/T 28181 simulator process registers over TCP, answers the catalog
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  await until(t, 'registered', () => output.includes(`${id} registered over tcp with 30 channels`), 60_000);
+  return { child, exited, output: () => output };
+}
+
+t.test('the GB/T 28181 simulator process registers over TCP, answers the catalog, unregisters on SIGTERM', async (t) => {
+  const tb = await buildGbBroker(t);
+  const { id, password } = await tb.device();
+  const { child, exited, output } = simulatorProcess(t, ['--server', `127.0.0.1:${tb.sipPort}`, '--server-id', SERVER_ID, '--device-id', id, '--channels', '30', '--items-per-message', '7', '--transport', 'tcp'], password);
+  await until(t, 'registered', () => output().includes(`${id} registered over tcp with 30 channels`), 60_000);
   await until(t, 'its 30 channels in the catalog', () => tb.broker.catalog.channelsOfDevice(id).length === 30, 30_000);
-  t.notOk(output.includes(password), 'the password is never printed');
+  t.notOk(output().includes(password), 'the password is never printed');
   child.kill('SIGTERM');
   t.equal(await exited, 0);
   await until(t, 'unregistered', () => !tb.broker.gb!.read(tb.broker.accounts.authenticate(`Bearer ${tb.adminToken}`)!, id).online);
@@ -36,18 +42,8 @@ t.test('the simulator process sends H.265 PS over RTP when INVITEd: its channel 
   tb.broker.start();
   const agency = await tb.agency({ id: 'agency-gb-cli' });
   const { id, password } = await tb.device();
-  const child = spawn(process.execPath, [...nodeArgs('src/media/simulator-main.ts'), '--gb28181', '--server', `127.0.0.1:${tb.sipPort}`, '--server-id', SERVER_ID, '--device-id', id, '--channels', '2', '--codec', 'h265'], {
-    cwd: root,
-    env: { ...process.env, GB_DEVICE_PASSWORD: password },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  await until(t, 'registered', () => output.includes(`${id} registered over udp with 2 channels`), 60_000);
+  const { output } = simulatorProcess(t, ['--server', `127.0.0.1:${tb.sipPort}`, '--server-id', SERVER_ID, '--device-id', id, '--channels', '2', '--codec', 'h265'], password);
+  await until(t, 'registered', () => output().includes(`${id} registered over udp with 2 channels`), 60_000);
   await until(t, 'its channels in the catalog', () => tb.broker.catalog.channelsOfDevice(id).length === 2, 30_000);
   const channelId = tb.broker.catalog.channelsOfDevice(id)[0]!.id;
   const opened = await tb.app.inject({ method: 'POST', url: '/api/v1/streams', headers: auth(agency.operatorToken), payload: { channelId, purpose: 'GB simulator process play test' } });
@@ -80,19 +76,8 @@ t.test('with --devices N over UDP the simulator process runs N devices on one sh
     const res = await tb.app.inject({ method: 'POST', url: '/api/v1/gb/devices', headers: auth(tb.adminToken), payload: { id, name: `cli ${id.slice(-1)}`, password } });
     t.equal(res.statusCode, 201);
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/media/simulator-main.ts', '--gb28181', '--server', `127.0.0.1:${tb.sipPort}`, '--server-id', SERVER_ID, '--device-id', first, '--devices', '3', '--channels', '0'], {
-    cwd: root,
-    env: { ...process.env, GB_DEVICE_PASSWORD: password },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  await until(t, 'all three registered', () => ids.every((id) => output.includes(`${id} registered over udp`)), 60_000);
+  const { child, exited, output } = simulatorProcess(t, ['--server', `127.0.0.1:${tb.sipPort}`, '--server-id', SERVER_ID, '--device-id', first, '--devices', '3', '--channels', '0'], password);
+  await until(t, 'all three registered', () => ids.every((id) => output().includes(`${id} registered over udp`)), 60_000);
   const read = async (id: string) => (await tb.app.inject({ url: `/api/v1/gb/devices/${id}`, headers: auth(tb.adminToken) })).json();
   const devices = await Promise.all(ids.map(read));
   t.ok(devices.every((d) => d.online), 'all three online');
