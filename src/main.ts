@@ -117,9 +117,11 @@ async function main() {
     try {
       await app.close();
       clearInterval(idleSweep);
-      await broker.close();
-      await (await simulator)?.stop();
+      // The demo's peers first, while the broker still answers them: the simulated platform unregisters over
+      // SIP, and a broker whose SIP server had already closed would leave it waiting out its request timeout.
       await (await gbDevice)?.stop();
+      await (await simulator)?.stop();
+      await broker.close();
       logger.info('stopped');
       process.exit(0);
     } catch (err) {

@@ -49,4 +49,8 @@ t.test('demo mode: a simulated lower platform is online with its channels, and o
   t.ok(player.flv.videoTags >= 10 && !player.flv.malformed, `FLV plays (${player.flv.videoTags} video tags)`);
   player.stop();
   t.notOk(broker.output().includes(password!), 'no demo password in the output');
+
+  // Ctrl-C on `npm start`: the demo's peers stop with it, promptly and cleanly.
+  t.equal(await broker.kill('SIGINT'), 0, 'SIGINT stops the broker, its simulator and its simulated platform: exit 0');
+  t.notMatch(broker.output(), /shutdown took too long|unclean shutdown/, 'within the grace period');
 });
