@@ -6,6 +6,7 @@
 import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { AuditDraft, AuditEntry } from './model.js';
+import { isoTime } from './iso-time.js';
 
 /** The prevHash of entry seq 1. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -203,7 +204,7 @@ export async function verifyChain(entries: AsyncIterable<AuditEntry> | Iterable<
  * The time for a new entry: the clock, but never earlier than the entry before it, so the log is ordered
  * by `at` as well as by seq (queries by time can then stop early) even if a clock steps back.
  */
-export function nextEntryTime(previousAt: string | undefined, now: Date = new Date()): string {
-  const at = now.toISOString();
+export function nextEntryTime(previousAt: string | undefined, now?: Date): string {
+  const at = now === undefined ? isoTime() : now.toISOString();
   return previousAt !== undefined && previousAt > at ? previousAt : at;
 }

@@ -9,6 +9,7 @@ import type { MediaControl, SlotEvents, SlotStore } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import type { EventBus } from './events.js';
 import { analyticsStreamKey } from './stream-keys.js';
+import { isoTime } from './iso-time.js';
 
 const STREAM_END_ACTION: Record<EndReason, string> = {
   released: 'stream.release',
@@ -47,7 +48,7 @@ export class LeaseEffects {
   async apply(events: Partial<SlotEvents>, actor?: Principal): Promise<void> {
     const system = { id: 'system', role: 'system' as const, agencyId: 'platform' };
     const by = actor ? { id: actor.id, role: actor.role, agencyId: actor.agencyId } : system;
-    const at = new Date().toISOString();
+    const at = isoTime();
     let changed = false;
 
     for (const { session, reason } of events.endedSessions ?? []) {

@@ -14,6 +14,7 @@ import type { LeaseEffects } from './lease-effects.js';
 import type { GrantRevocation } from './grant-revocation.js';
 import { conflict, DomainError, forbidden, notFound } from './errors.js';
 import { newId } from './ids.js';
+import { isoTime } from './iso-time.js';
 import { forwardStartFailed } from './source-unavailable.js';
 import { sessionPlays, startH264 } from './stream-codec.js';
 
@@ -395,8 +396,8 @@ export class StreamService {
       purpose: session.purpose,
       priority: session.priority,
       shared: session.shared,
-      createdAt: new Date(session.createdAt).toISOString(),
-      expiresAt: new Date(session.expiresAt).toISOString(),
+      createdAt: isoTime(session.createdAt),
+      expiresAt: isoTime(session.expiresAt),
       ...(codec && { codec }),
       urls: await this.o.media.playUrls({
         sessionId: session.id,
