@@ -61,12 +61,13 @@ export class LeaseEffects {
         outcome: 'ok',
         reason,
         purpose: session.purpose,
+        // In sorted key order, as the hashed canonical JSON has them: the chain then has nothing to sort.
         details: {
-          channelId: session.channelId,
           agencyId: session.agencyId,
-          userId: session.principalId,
+          channelId: session.channelId,
           durationMs: Date.now() - session.createdAt,
           ...(reason === 'preempted' && actor && { preemptor: actor.id, preemptorAgency: actor.agencyId }),
+          userId: session.principalId,
         },
       });
       this.o.events.publish({ type: 'stream.ended', at, id: session.id, channelId: session.channelId, reason, principalId: session.principalId, agencyId: session.agencyId });

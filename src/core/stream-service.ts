@@ -171,14 +171,15 @@ export class StreamService {
         target: `session:${session.id}`,
         outcome: 'ok',
         purpose: input.purpose,
+        // In sorted key order, as the hashed canonical JSON has them: the chain then has nothing to sort.
         details: {
-          channelId: channel.id,
           agencyId: principal.agencyId,
-          priority,
-          shared: session.shared,
-          fence: session.fence,
-          requestedCodec,
+          channelId: channel.id,
           ...(view.codec && { codec: view.codec }),
+          fence: session.fence,
+          priority,
+          requestedCodec,
+          shared: session.shared,
           ...(sessionPlays(session, this.o.catalog).rendition && { transcoded: true }),
         },
       });
