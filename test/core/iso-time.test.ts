@@ -11,6 +11,11 @@ t.test('isoTime writes what Date.prototype.toISOString writes', async (t) => {
   );
   // Calls that go back and forth between minutes, as concurrent requests do.
   for (const ms of [1_764_720_061_000, 1_764_720_000_500, 1_764_720_061_001]) t.equal(isoTime(ms), new Date(ms).toISOString());
+  // Minutes that share a cache slot (four apart) and ones that do not, interleaved.
+  for (const minutes of [0, 4, 1, 8, 4, 0, 5, 1]) {
+    const ms = 1_764_720_000_123 + minutes * 60_000;
+    t.equal(isoTime(ms), new Date(ms).toISOString(), `minute +${minutes}`);
+  }
 });
 
 t.test('outside the four-digit-year range, or not a whole millisecond, it is the builtin', async (t) => {
