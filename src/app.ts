@@ -114,8 +114,10 @@ export async function buildApp(broker: Broker, config: Config, logger: Logger) {
   // The API speaks JSON (and the import route its own two types): plain text is a 415, not a string body.
   app.removeContentTypeParser('text/plain');
 
-  app.addHook('onSend', async (request, reply) => {
+  // A callback hook, not an async one: no promise per response for one header.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    done(null, payload);
   });
 
   for (const schema of [ErrorResponse, Agency, User, ServiceAccount, Channel, Stream, Reservation, GbDevice]) app.addSchema(schema);

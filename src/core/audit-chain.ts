@@ -3,8 +3,10 @@
  * canonical JSON, so changing, removing or reordering any entry breaks every later link.
  * Both stores (memory, Redis) and `audit:verify` use these functions, so they agree byte for byte.
  */
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { AuditDraft, AuditEntry } from './model.js';
+import { isoTime } from './iso-time.js';
 
 /** The prevHash of entry seq 1. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -26,27 +28,63 @@ export const GENESIS_HEAD: ChainHead = Object.freeze({ seq: 0, hash: GENESIS_HAS
 export function canonicalJson(value: unknown): string {
   switch (typeof value) {
     case 'string':
-    case 'boolean':
       return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
     case 'number':
       if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: non-finite number ${value}`);
       return JSON.stringify(value);
     case 'object': {
       if (value === null) return 'null';
+      // String concatenation, no intermediate arrays: this runs for every audit entry on the request path.
       if (Array.isArray(value)) {
-        return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          const item: unknown = value[i];
+          out += item === undefined ? 'null' : canonicalJson(item);
+        }
+        return `${out}]`;
       }
       const record = value as Record<string, unknown>;
-      const fields: string[] = [];
-      for (const key of Object.keys(record).sort()) {
-        if (record[key] === undefined) continue;
-        fields.push(`${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+      const keys = Object.keys(record);
+      // Most objects are written in key order already; sort only those that are not.
+      for (let i = 1; i < keys.length; i++) {
+        if (keys[i - 1] > keys[i]) {
+          keys.sort();
+          break;
+        }
       }
-      return `{${fields.join(',')}}`;
+      let out = '{';
+      for (const key of keys) {
+        const field = record[key];
+        if (field === undefined) continue;
+        if (out.length > 1) out += ',';
+        out += `${quotedKey(key)}:${canonicalJson(field)}`;
+      }
+      return `${out}}`;
     }
     default:
       throw new TypeError(`canonicalJson: cannot encode a ${typeof value}`);
   }
+}
+
+/** JSON.stringify of an object key, remembered: audit entries use the same few dozen keys over and over. */
+const quotedKeys = new Map<string, string>();
+const MAX_QUOTED_KEYS = 4096;
+function quotedKey(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (quotedKeys.size < MAX_QUOTED_KEYS) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
+
+/** sha256 hex of a string: the one-shot crypto.hash (Node >= 20.12) when there is one, it skips the Hash object. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+function sha256Hex(text: string): string {
+  return oneShotHash ? oneShotHash('sha256', text, 'hex') : createHash('sha256').update(text).digest('hex');
 }
 
 /** sha256 hex of prevHash followed by the canonical JSON of the entry without its hash. */
@@ -80,9 +118,40 @@ export function chainEntryWithJson(prev: ChainHead, draft: AuditDraft, at: strin
     ...(draft.details !== undefined && { details: { ...draft.details } }),
     prevHash: prev.hash,
   };
-  const content = canonicalJson(entry);
-  const hash = createHash('sha256').update(prev.hash).update(content).digest('hex');
+  const content = entryContentJson(entry);
+  const hash = sha256Hex(prev.hash + content);
   return { entry: { ...entry, hash }, json: `${content.slice(0, -1)},"hash":"${hash}"}` };
+}
+
+/**
+ * canonicalJson(entry) for an entry as chainEntryWithJson builds it, byte for byte: its fields written in
+ * sorted key order directly (no key listing or sorting at the top level and in `actor`), undefined ones
+ * left out, every value through canonicalJson. test/core/audit-chain.test.ts checks the two agree.
+ */
+function entryContentJson(entry: Omit<AuditEntry, 'hash'>): string {
+  const { actor } = entry;
+  let actorJson = '{';
+  actorJson = member(actorJson, '"agencyId":', actor.agencyId);
+  actorJson = member(actorJson, '"id":', actor.id);
+  actorJson = member(actorJson, '"role":', actor.role);
+  let out = '{';
+  out = member(out, '"action":', entry.action);
+  out += `${out.length > 1 ? ',' : ''}"actor":${actorJson}}`;
+  out = member(out, '"at":', entry.at);
+  out = member(out, '"details":', entry.details);
+  out = member(out, '"outcome":', entry.outcome);
+  out = member(out, '"prevHash":', entry.prevHash);
+  out = member(out, '"purpose":', entry.purpose);
+  out = member(out, '"reason":', entry.reason);
+  out = member(out, '"seq":', entry.seq);
+  out = member(out, '"target":', entry.target);
+  return `${out}}`;
+}
+
+/** `out` (an object's JSON so far, from its `{`) with one more member, unless the value is undefined. */
+function member(out: string, quotedKeyAndColon: string, value: unknown): string {
+  if (value === undefined) return out;
+  return `${out}${out.length > 1 ? ',' : ''}${quotedKeyAndColon}${canonicalJson(value)}`;
 }
 
 export interface ChainVerdict {
@@ -135,7 +204,7 @@ export async function verifyChain(entries: AsyncIterable<AuditEntry> | Iterable<
  * The time for a new entry: the clock, but never earlier than the entry before it, so the log is ordered
  * by `at` as well as by seq (queries by time can then stop early) even if a clock steps back.
  */
-export function nextEntryTime(previousAt: string | undefined, now: Date = new Date()): string {
-  const at = now.toISOString();
+export function nextEntryTime(previousAt: string | undefined, now?: Date): string {
+  const at = now === undefined ? isoTime() : now.toISOString();
   return previousAt !== undefined && previousAt > at ? previousAt : at;
 }

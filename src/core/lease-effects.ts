@@ -9,6 +9,7 @@ import type { MediaControl, SlotEvents, SlotStore } from './ports.js';
 import type { AuditService } from './audit-service.js';
 import type { EventBus } from './events.js';
 import { analyticsStreamKey } from './stream-keys.js';
+import { isoTime } from './iso-time.js';
 
 const STREAM_END_ACTION: Record<EndReason, string> = {
   released: 'stream.release',
@@ -47,7 +48,7 @@ export class LeaseEffects {
   async apply(events: Partial<SlotEvents>, actor?: Principal): Promise<void> {
     const system = { id: 'system', role: 'system' as const, agencyId: 'platform' };
     const by = actor ? { id: actor.id, role: actor.role, agencyId: actor.agencyId } : system;
-    const at = new Date().toISOString();
+    const at = isoTime();
     let changed = false;
 
     for (const { session, reason } of events.endedSessions ?? []) {
@@ -60,12 +61,13 @@ export class LeaseEffects {
         outcome: 'ok',
         reason,
         purpose: session.purpose,
+        // In sorted key order, as the hashed canonical JSON has them: the chain then has nothing to sort.
         details: {
-          channelId: session.channelId,
           agencyId: session.agencyId,
-          userId: session.principalId,
+          channelId: session.channelId,
           durationMs: Date.now() - session.createdAt,
           ...(reason === 'preempted' && actor && { preemptor: actor.id, preemptorAgency: actor.agencyId }),
+          userId: session.principalId,
         },
       });
       this.o.events.publish({ type: 'stream.ended', at, id: session.id, channelId: session.channelId, reason, principalId: session.principalId, agencyId: session.agencyId });

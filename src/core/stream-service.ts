@@ -14,6 +14,7 @@ import type { LeaseEffects } from './lease-effects.js';
 import type { GrantRevocation } from './grant-revocation.js';
 import { conflict, DomainError, forbidden, notFound } from './errors.js';
 import { newId } from './ids.js';
+import { isoTime } from './iso-time.js';
 import { forwardStartFailed } from './source-unavailable.js';
 import { sessionPlays, startH264 } from './stream-codec.js';
 
@@ -170,14 +171,15 @@ export class StreamService {
         target: `session:${session.id}`,
         outcome: 'ok',
         purpose: input.purpose,
+        // In sorted key order, as the hashed canonical JSON has them: the chain then has nothing to sort.
         details: {
-          channelId: channel.id,
           agencyId: principal.agencyId,
-          priority,
-          shared: session.shared,
-          fence: session.fence,
-          requestedCodec,
+          channelId: channel.id,
           ...(view.codec && { codec: view.codec }),
+          fence: session.fence,
+          priority,
+          requestedCodec,
+          shared: session.shared,
           ...(sessionPlays(session, this.o.catalog).rendition && { transcoded: true }),
         },
       });
@@ -395,8 +397,8 @@ export class StreamService {
       purpose: session.purpose,
       priority: session.priority,
       shared: session.shared,
-      createdAt: new Date(session.createdAt).toISOString(),
-      expiresAt: new Date(session.expiresAt).toISOString(),
+      createdAt: isoTime(session.createdAt),
+      expiresAt: isoTime(session.expiresAt),
       ...(codec && { codec }),
       urls: await this.o.media.playUrls({
         sessionId: session.id,

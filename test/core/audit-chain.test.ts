@@ -1,4 +1,5 @@
 import t from 'tap';
+import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import {
   canonicalJson,
@@ -138,4 +139,44 @@ t.test('chainEntryWithJson: the journal line is the entry, hash included, and ve
   t.same(JSON.parse(json), entry, 'the line parses back to the entry');
   t.equal(linkProblem(GENESIS_HEAD, JSON.parse(json) as AuditEntry), null, 'and links and hashes as the first entry');
   t.same(chainEntry(GENESIS_HEAD, draft as AuditDraft, '2026-12-02T00:00:00.000Z'), entry, 'chainEntry gives the same entry');
+});
+
+t.test('chainEntryWithJson writes exactly the canonical JSON it hashes, whatever the draft holds', async (t) => {
+  // The entry's JSON is written field by field in sorted order (no sort on the request path); it must stay
+  // byte for byte what canonicalJson makes of the same entry, or stored lines would not verify.
+  const text = fc.string({ unit: 'binary', maxLength: 12 });
+  const scalar = fc.oneof(text, fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null));
+  const draftArb = fc.record(
+    {
+      actor: fc.record({ id: text, role: fc.constantFrom('operator', 'admin', 'system'), agencyId: text }, { requiredKeys: ['id', 'role'] }),
+      action: text,
+      target: text,
+      outcome: fc.constantFrom('ok', 'denied', 'error'),
+      reason: text,
+      purpose: text,
+      details: fc.dictionary(fc.oneof(text, fc.constantFrom('10', '9', '__proto__x', 'a"b')), scalar, { maxKeys: 6 }),
+    },
+    { requiredKeys: ['actor', 'action', 'target', 'outcome'] },
+  );
+  fc.assert(
+    fc.property(draftArb, fc.nat(), (draft, seq) => {
+      const prev = { seq, hash: 'f'.repeat(64) };
+      const { entry, json } = chainEntryWithJson(prev, draft as AuditDraft, '2026-12-03T00:00:00.000Z');
+      const { hash, ...content } = entry;
+      const canonical = canonicalJson(content);
+      if (json !== `${canonical.slice(0, -1)},"hash":"${hash}"}`) throw new Error(`differs: ${json} vs ${canonical}`);
+      if (hash !== createHash('sha256').update(prev.hash).update(canonical).digest('hex')) throw new Error('hash differs');
+      return linkProblem(prev, JSON.parse(json) as AuditEntry) === null;
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 random drafts: line, hash and verification agree');
+});
+
+t.test('canonical JSON sorts keys that arrive out of order, integer-like ones included', async (t) => {
+  t.equal(canonicalJson({ 10: 'a', 9: 'b', b: [undefined, { y: 1, x: false }], a: 1 }), '{"10":"a","9":"b","a":1,"b":[null,{"x":false,"y":1}]}');
+  t.equal(canonicalJson({ a: 1, b: 2 }), '{"a":1,"b":2}');
+  t.equal(canonicalJson({ a: undefined }), '{}');
+  t.equal(canonicalJson({ b: undefined, a: 1 }), '{"a":1}');
+  t.equal(canonicalJson([]), '[]');
 });

@@ -108,7 +108,8 @@ export class MemorySlotStore implements SlotStore {
     }
 
     const closedForwards: Closed = [];
-    const queuedAhead = this.#queue.filter((t) => PRIORITY_RANK[t.request.priority] >= PRIORITY_RANK[req.priority]).length;
+    let queuedAhead = 0;
+    for (const t of this.#queue) if (PRIORITY_RANK[t.request.priority] >= PRIORITY_RANK[req.priority]) queuedAhead++;
     if (arrivalMayTakeRoom(this.#room(), queuedAhead)) {
       const session = this.#addSession(req, this.#takeRoom(req.channelId, closedForwards), false, now);
       return { kind: 'granted', session, newForward: true, replayed: false, preempted: [], closedForwards };

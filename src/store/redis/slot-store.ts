@@ -109,7 +109,8 @@ export class RedisSlotStore implements SlotStore {
     const ana = (name: string) => `${prefix}:{ana}:${name}`;
     this.#scripts = {
       forwarding: {
-        source: Promise.all([readLua('pool-forwarding-lib.lua'), readLua('pool-forwarding-ops.lua')]).then((parts) => parts.join('\n')),
+        // The plain reads first: they return before the lib's rules are even defined (see that file).
+        source: Promise.all(['pool-forwarding-reads.lua', 'pool-forwarding-lib.lua', 'pool-forwarding-ops.lua'].map(readLua)).then((parts) => parts.join('\n')),
         sha: null,
         // Order matters: it is the K table at the top of pool-forwarding-lib.lua.
         keys: ['sessions', 'session-expiry', 'forwards', 'lingers', 'agency-forwards', 'fence', 'queue', 'tickets', 'ticket-seq', 'outcomes', 'outcome-expiry', 'idempotency', 'idempotency-expiry', 'abandoned'].map(fwd),

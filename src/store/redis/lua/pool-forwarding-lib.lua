@@ -1,5 +1,5 @@
--- Forwarding pool: state and rules shared by every operation. RedisSlotStore loads this file followed by
--- pool-forwarding-ops.lua as ONE script (SCRIPT LOAD, then EVALSHA), so each operation is atomic.
+-- Forwarding pool: state and rules shared by every operation. RedisSlotStore loads pool-forwarding-reads.lua,
+-- this file and pool-forwarding-ops.lua as ONE script (SCRIPT LOAD, then EVALSHA), so each operation is atomic.
 -- The rules mirror src/core/pool-rules.ts and src/store/memory/slot-store.ts; change them together.
 -- Every key comes in through KEYS and shares the {fwd} hash tag (Redis Cluster keeps them in one slot).
 -- Time is Redis TIME only: no broker clock takes part in a decision.

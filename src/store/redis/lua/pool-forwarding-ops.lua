@@ -137,9 +137,7 @@ if op == 'end' then
   return cjson.encode(events)
 end
 
-if op == 'get' then
-  return redis.call('HGET', K.sessions, ARGV[4]) or 'null'
-end
+-- 'get' is answered in pool-forwarding-reads.lua, before the lib.
 
 -- Revocation and listings scan the sessions hash: they are rare, and a scan keeps one source of truth.
 if op == 'list' or op == 'end-all' then
