@@ -20,6 +20,8 @@
  *   nothing meaningful, so the limit is small (a larger frame closes that socket with 1009).
  * - Backpressure: NMS writes every packet to every player whatever it has not sent yet; a player whose
  *   unsent backlog passes a limit is cut (one that stopped reading made the node buffer without end).
+ * - Write batching: NMS writes each packet to each FLV player as it comes (a syscall per tag per player);
+ *   an FLV player's packets are gathered and written together every PLAYER_FLUSH_MS, its first ones at once.
  *   An RTMP connection gets a deadline to reach an admitted play (NMS never times one out).
  *
  * NMS 4.4 defines its methods as instance fields (arrow functions assigned in constructors), not on
@@ -37,7 +39,7 @@ import type { Duplex } from 'node:stream';
 import type { NmsSession } from 'node-media-server';
 import type { Logger } from 'pino';
 import { PLAYBACK_APP } from './player-gate.js';
-import { PLAYER_KEEPALIVE_MS, PLAYER_REQUEST_TIMEOUT_MS } from './media-node-config.js';
+import { PLAYER_FLUSH_MS, PLAYER_KEEPALIVE_MS, PLAYER_REQUEST_TIMEOUT_MS } from './media-node-config.js';
 
 const nmsRequire = createRequire(import.meta.url);
 
@@ -326,6 +328,77 @@ function boundBacklog(session: NmsSession & NmsSessionInternals, socket: { writa
   };
 }
 
+/** An FLV player's packets not yet written: flushed together (see `batchWrites`). */
+interface PendingWrites {
+  session: NmsSession & NmsSessionInternals;
+  socket: { writableLength: number };
+  send: (buffer: Buffer) => void;
+  buffers: Buffer[];
+  bytes: number;
+  /** Until its first flush, a player's writes go out on the next turn of the event loop (first frame). */
+  started: boolean;
+}
+
+/** Players with writes pending; one timer flushes them all every PLAYER_FLUSH_MS. */
+const pendingPlayers = new Set<PendingWrites>();
+let flushTimer: NodeJS.Timeout | null = null;
+
+function flushPlayer(pending: PendingWrites): void {
+  pendingPlayers.delete(pending);
+  const { buffers, bytes } = pending;
+  if (buffers.length === 0) return;
+  pending.buffers = [];
+  pending.bytes = 0;
+  pending.started = true;
+  if (silenced.has(pending.session)) return;
+  if (pending.socket.writableLength > maxPlayerBacklogBytes) {
+    installedLogger?.info({ ip: pending.session.ip, path: pending.session.streamPath, backlog: pending.socket.writableLength }, 'player too slow; cut');
+    endConnection(pending.session);
+    return;
+  }
+  try {
+    pending.send(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, bytes));
+  } catch (error) {
+    installedLogger?.error({ err: (error as Error).message, path: pending.session.streamPath }, 'player write failed');
+    endConnection(pending.session);
+  }
+}
+
+function flushPlayers(): void {
+  for (const pending of [...pendingPlayers]) flushPlayer(pending);
+  if (pendingPlayers.size === 0 && flushTimer) {
+    clearInterval(flushTimer);
+    flushTimer = null;
+  }
+}
+
+/**
+ * An FLV player's packets are gathered and written in one buffer every PLAYER_FLUSH_MS (one write per
+ * player per flush instead of one per tag); the backlog bound counts what is gathered too. A player's first
+ * writes (FLV header, sequence headers, GOP cache) are flushed on the next turn of the event loop.
+ */
+function batchWrites(session: NmsSession & NmsSessionInternals, socket: { writableLength: number } | undefined): void {
+  const send = session.sendBuffer;
+  if (!send || !socket) return;
+  const pending: PendingWrites = { session, socket, send, buffers: [], bytes: 0, started: false };
+  session.sendBuffer = (buffer) => {
+    if (silenced.has(session)) return;
+    if (socket.writableLength + pending.bytes > maxPlayerBacklogBytes) {
+      installedLogger?.info({ ip: session.ip, path: session.streamPath, backlog: socket.writableLength + pending.bytes }, 'player too slow; cut');
+      pending.buffers = [];
+      pending.bytes = 0;
+      endConnection(session);
+      return;
+    }
+    pending.buffers.push(buffer);
+    pending.bytes += buffer.length;
+    if (pendingPlayers.has(pending)) return;
+    pendingPlayers.add(pending);
+    if (!pending.started) setImmediate(() => flushPlayer(pending));
+    else flushTimer ??= setInterval(flushPlayers, PLAYER_FLUSH_MS).unref();
+  };
+}
+
 function hardenRtmpSession(session: NmsSession & NmsSessionInternals): void {
   const rtmp = session.rtmp;
   if (!rtmp) return;
@@ -375,7 +448,7 @@ function hardenFlvSession(session: NmsSession & NmsSessionInternals): void {
   if (session.flv) session.flv.parserData = () => null;
   const { res, req } = session;
   // HTTP-FLV and WS-FLV both write through the request's socket.
-  boundBacklog(session, req?.socket);
+  batchWrites(session, req?.socket);
   if (res && 'terminate' in res) {
     rewrap(res, 'message', session, session.onData);
     rewrap(res, 'close', session, session.onClose);

@@ -12,7 +12,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectPaced, type PacedSocket } from './paced-socket.js';
 import { createRequire } from 'node:module';
 
 const nmsRequire = createRequire(import.meta.url);
@@ -227,6 +228,7 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
   url.password = '';
   const requestUrl = url.toString();
   let socket: Socket | null = null;
+  let paced: PacedSocket | null = null;
   const udp: UdpSocket[] = [];
   let ended = false;
   let cseq = 0;
@@ -299,7 +301,15 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
   try {
     const port = Number(url.port) || DEFAULT_PORT;
     socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect({ host: url.hostname, port });
+      // Reads are paced once the camera plays (paced-socket.ts): one read per READ_PACE_MS, not per RTP packet.
+      paced = connectPaced(url.hostname, port, (chunk) => {
+        try {
+          reader.push(chunk);
+        } catch (error) {
+          fail(error as Error);
+        }
+      });
+      const s = paced.socket;
       const timer = setTimeout(() => {
         s.destroy();
         reject(new RtspError(`no connection to ${url.hostname}:${port} within ${options.timeoutMs} ms`));
@@ -314,13 +324,6 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
       });
     });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        reader.push(chunk);
-      } catch (error) {
-        fail(error as Error);
-      }
-    });
     socket.on('error', (error) => fail(error));
     socket.on('close', () => fail(new RtspError('the source closed the connection')));
     const peerAddress = socket.remoteAddress ?? '';
@@ -361,6 +364,7 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
     }
     await request('PLAY', base, { Range: 'npt=0.000-' });
     playing = true;
+    if (options.transport === 'tcp') (paced as PacedSocket | null)?.pace();
     mediaTimer = setTimeout(function silent() {
       fail(new RtspError(`no media for ${options.timeoutMs} ms`));
     }, options.timeoutMs);
