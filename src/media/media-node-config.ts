@@ -75,13 +75,6 @@ export const PLAYER_WS_MAX_PAYLOAD_BYTES = 4 * 1024;
  */
 export const PLAYER_MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
 
-/**
- * HTTP-FLV / WS-FLV players get what the node has for them in one write per this many ms (nms-guard.ts):
- * a write per tag per player was the node's largest cost (a syscall and a TCP segment for every 1-3 KB tag).
- * A player's first bytes (headers and the GOP cache) go out at once; live tags wait at most this long.
- */
-export const PLAYER_FLUSH_MS = 50;
-
 /** Open connections the playback port accepts at once (MEDIA_MAX_PLAYER_CONNECTIONS); more are refused. */
 export const PLAYER_MAX_CONNECTIONS = 10_000;
 

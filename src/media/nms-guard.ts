@@ -25,7 +25,8 @@
  *   one FLV tag per packet, RTMP chunks only while an RTMP player is there, the RTMP GOP cache made from the
  *   FLV one when an RTMP player joins; headers and metadata (rare) still go through NMS's own code.
  * - Write batching: NMS writes each packet to each FLV player as it comes (a syscall per tag per player);
- *   an FLV player's packets are gathered and written together every PLAYER_FLUSH_MS, its first ones at once.
+ *   an FLV player's packets are gathered and written together once per media tick (media-tick.ts), right
+ *   after the tick's relay reads; its first ones (headers, GOP cache) at once.
  *   An RTMP connection gets a deadline to reach an admitted play (NMS never times one out).
  *
  * NMS 4.4 defines its methods as instance fields (arrow functions assigned in constructors), not on
@@ -43,7 +44,8 @@ import type { Duplex } from 'node:stream';
 import type { NmsSession } from 'node-media-server';
 import type { Logger } from 'pino';
 import { PLAYBACK_APP } from './player-gate.js';
-import { PLAYER_FLUSH_MS, PLAYER_KEEPALIVE_MS, PLAYER_REQUEST_TIMEOUT_MS } from './media-node-config.js';
+import { PLAYER_KEEPALIVE_MS, PLAYER_REQUEST_TIMEOUT_MS } from './media-node-config.js';
+import { afterNextTickReads } from './media-tick.js';
 
 const nmsRequire = createRequire(import.meta.url);
 
@@ -416,9 +418,8 @@ interface PendingWrites {
   started: boolean;
 }
 
-/** Players with writes pending; one timer flushes them all every PLAYER_FLUSH_MS. */
+/** Players with writes pending, flushed together after the next media tick's reads. */
 const pendingPlayers = new Set<PendingWrites>();
-let flushTimer: NodeJS.Timeout | null = null;
 
 function flushPlayer(pending: PendingWrites): void {
   pendingPlayers.delete(pending);
@@ -443,15 +444,11 @@ function flushPlayer(pending: PendingWrites): void {
 
 function flushPlayers(): void {
   for (const pending of [...pendingPlayers]) flushPlayer(pending);
-  if (pendingPlayers.size === 0 && flushTimer) {
-    clearInterval(flushTimer);
-    flushTimer = null;
-  }
 }
 
 /**
- * An FLV player's packets are gathered and written in one buffer every PLAYER_FLUSH_MS (one write per
- * player per flush instead of one per tag); the backlog bound counts what is gathered too. A player's first
+ * An FLV player's packets are gathered and written in one buffer per media tick (one write per player per
+ * tick instead of one per tag); the backlog bound counts what is gathered too. A player's first
  * writes (FLV header, sequence headers, GOP cache) are flushed on the next turn of the event loop.
  */
 function batchWrites(session: NmsSession & NmsSessionInternals, socket: { writableLength: number } | undefined): void {
@@ -472,7 +469,7 @@ function batchWrites(session: NmsSession & NmsSessionInternals, socket: { writab
     if (pendingPlayers.has(pending)) return;
     pendingPlayers.add(pending);
     if (!pending.started) setImmediate(() => flushPlayer(pending));
-    else flushTimer ??= setInterval(flushPlayers, PLAYER_FLUSH_MS).unref();
+    else afterNextTickReads(flushPlayers);
   };
 }
 

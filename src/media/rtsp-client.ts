@@ -301,7 +301,7 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
   try {
     const port = Number(url.port) || DEFAULT_PORT;
     socket = await new Promise<Socket>((resolve, reject) => {
-      // Reads are paced once the camera plays (paced-socket.ts): one read per READ_PACE_MS, not per RTP packet.
+      // Reads are paced once the camera plays (paced-socket.ts): one read per media tick, not per RTP packet.
       paced = connectPaced(url.hostname, port, (chunk) => {
         try {
           reader.push(chunk);
