@@ -146,7 +146,24 @@ class RtspReader {
     private readonly onFrame: (channel: number, data: Buffer) => void,
   ) {}
 
-  push(chunk: Buffer): void {
+  push(input: Buffer): void {
+    let chunk = input;
+    const pending = this.#pending;
+    if (pending.length > 0 && !this.#head && pending[0] === 0x24 && pending.length >= 4) {
+      // An interleaved frame cut by the last read: completed from the head of this one, not by copying all of it.
+      const need = 4 + pending.readUInt16BE(2) - pending.length;
+      if (chunk.length < need) {
+        this.#pending = Buffer.concat([pending, chunk]);
+        return;
+      }
+      this.#pending = Buffer.alloc(0);
+      this.#parse(Buffer.concat([pending, chunk.subarray(0, need)]));
+      chunk = chunk.subarray(need);
+    }
+    this.#parse(chunk);
+  }
+
+  #parse(chunk: Buffer): void {
     let buffer = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     let offset = 0;
     for (;;) {
