@@ -49,7 +49,7 @@ import {
   stopChild,
 } from './media-lib.js';
 
-const STEPS = process.env.BENCH_MEDIA_STEPS ? process.env.BENCH_MEDIA_STEPS.split(',').map(Number) : [25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 600];
+const STEPS = process.env.BENCH_MEDIA_STEPS ? process.env.BENCH_MEDIA_STEPS.split(',').map(Number) : [25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 600, 800, 1000];
 const CAMERAS = 10;
 const WARMUP_MS = 3000;
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_SECONDS ?? 10) * 1000;
