@@ -20,6 +20,7 @@
  *   nothing meaningful, so the limit is small (a larger frame closes that socket with 1009).
  * - Backpressure: NMS writes every packet to every player whatever it has not sent yet; a player whose
  *   unsent backlog passes a limit is cut (one that stopped reading made the node buffer without end).
+ *   An RTMP connection gets a deadline to reach an admitted play (NMS never times one out).
  * - One encoding per tag: NMS's `broadcastMessage` encodes every packet as an FLV tag and as RTMP chunks
  *   (zeroed allocations both) whoever plays. Audio and video frames take a lean path here (`deliverFrame`):
  *   one FLV tag per packet, RTMP chunks only while an RTMP player is there, the RTMP GOP cache made from the
@@ -27,7 +28,6 @@
  * - Write batching: NMS writes each packet to each FLV player as it comes (a syscall per tag per player);
  *   an FLV player's packets are gathered and written together once per media tick (media-tick.ts), right
  *   after the tick's relay reads; its first ones (headers, GOP cache) at once.
- *   An RTMP connection gets a deadline to reach an admitted play (NMS never times one out).
  *
  * NMS 4.4 defines its methods as instance fields (arrow functions assigned in constructors), not on
  * prototypes, so most of these hooks attach per instance: broadcasts when NMS registers them in
