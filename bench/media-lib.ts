@@ -129,7 +129,9 @@ export async function startMediaNodeProcess(
   env: { rtmpPort: number; httpPort: number; controlPort: number; controlSecret: string; playSecret: string; maxForwards: number },
   core?: number,
 ): Promise<MediaNodeBenchProcess> {
-  const [command, args] = pinned(core, process.execPath, ['--import', 'tsx', 'src/media/media-node-main.ts']);
+  // BENCH_PROFILE=<dir>: a V8 CPU profile of the node, written to <dir> when it exits (media-capacity.ts).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const [command, args] = pinned(core, process.execPath, [...profile, '--import', 'tsx', 'src/media/media-node-main.ts']);
   const child = spawn(command, args, {
     cwd: root,
     env: {

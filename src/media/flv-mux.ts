@@ -229,14 +229,19 @@ export function hevcDecoderConfigurationRecord(vps: Buffer, sps: Buffer, pps: Bu
   return Buffer.concat(parts);
 }
 
-function lengthPrefixed(nalus: Buffer[]): Buffer {
-  const parts: Buffer[] = [];
+/** `head` then each NAL unit with its 4-byte length, in one allocation (a tag body is built once). */
+function withLengthPrefixes(head: Buffer, nalus: Buffer[]): Buffer {
+  let total = head.length;
+  for (const nalu of nalus) total += 4 + nalu.length;
+  const body = Buffer.allocUnsafe(total);
+  head.copy(body, 0);
+  let offset = head.length;
   for (const nalu of nalus) {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(nalu.length);
-    parts.push(length, nalu);
+    body.writeUInt32BE(nalu.length, offset);
+    nalu.copy(body, offset + 4);
+    offset += 4 + nalu.length;
   }
-  return Buffer.concat(parts);
+  return body;
 }
 
 function writeSi24(target: Buffer, offset: number, value: number): void {
@@ -284,7 +289,8 @@ export class FlvVideoMuxer {
     if (frame.length === 0) return [];
     const keyframe = isKeyframe(this.codec, frame);
     const tags: FlvTag[] = [];
-    const parameterSets = this.#parameterSetsKey();
+    // Parameter sets matter at keyframes only (their key is a few hex strings: not built for every frame).
+    const parameterSets = keyframe ? this.#parameterSetsKey() : undefined;
     if (keyframe && parameterSets !== undefined && parameterSets !== this.#published) {
       const header = this.#sequenceHeader();
       if (header === undefined) return [];
@@ -331,15 +337,15 @@ export class FlvVideoMuxer {
     if (this.codec === 'h264') {
       const head = Buffer.from([(frameType << 4) | FLV_CODEC_AVC, AVC_PACKET_NALU, 0, 0, 0]);
       writeSi24(head, 2, compositionMs);
-      return Buffer.concat([head, lengthPrefixed(nalus)]);
+      return withLengthPrefixes(head, nalus);
     }
     if (compositionMs === 0) {
-      return Buffer.concat([Buffer.from([EX_HEADER | (frameType << 4) | EX_PACKET_CODED_FRAMES_X]), FOURCC_HVC1, lengthPrefixed(nalus)]);
+      return withLengthPrefixes(Buffer.concat([Buffer.from([EX_HEADER | (frameType << 4) | EX_PACKET_CODED_FRAMES_X]), FOURCC_HVC1]), nalus);
     }
     const head = Buffer.alloc(8);
     head[0] = EX_HEADER | (frameType << 4) | EX_PACKET_CODED_FRAMES;
     FOURCC_HVC1.copy(head, 1);
     writeSi24(head, 5, compositionMs);
-    return Buffer.concat([head, lengthPrefixed(nalus)]);
+    return withLengthPrefixes(head, nalus);
   }
 }

@@ -21,6 +21,13 @@
  * - Backpressure: NMS writes every packet to every player whatever it has not sent yet; a player whose
  *   unsent backlog passes a limit is cut (one that stopped reading made the node buffer without end).
  *   An RTMP connection gets a deadline to reach an admitted play (NMS never times one out).
+ * - One encoding per tag: NMS's `broadcastMessage` encodes every packet as an FLV tag and as RTMP chunks
+ *   (zeroed allocations both) whoever plays. Audio and video frames take a lean path here (`deliverFrame`):
+ *   one FLV tag per packet, RTMP chunks only while an RTMP player is there, the RTMP GOP cache made from the
+ *   FLV one when an RTMP player joins; headers and metadata (rare) still go through NMS's own code.
+ * - Write batching: NMS writes each packet to each FLV player as it comes (a syscall per tag per player);
+ *   an FLV player's packets are gathered and written together once per media tick (media-tick.ts), right
+ *   after the tick's relay reads; its first ones (headers, GOP cache) at once.
  *
  * NMS 4.4 defines its methods as instance fields (arrow functions assigned in constructors), not on
  * prototypes, so most of these hooks attach per instance: broadcasts when NMS registers them in
@@ -38,6 +45,7 @@ import type { NmsSession } from 'node-media-server';
 import type { Logger } from 'pino';
 import { PLAYBACK_APP } from './player-gate.js';
 import { PLAYER_KEEPALIVE_MS, PLAYER_REQUEST_TIMEOUT_MS } from './media-node-config.js';
+import { afterNextTickReads } from './media-tick.js';
 
 const nmsRequire = createRequire(import.meta.url);
 
@@ -56,7 +64,12 @@ export interface NmsPacket {
 export interface NmsBroadcastServer {
   streamPath: string;
   publisher: NmsSession | null;
+  subscribers: Map<string, NmsSession & NmsSessionInternals>;
   flvGopCache: Set<Buffer> | null;
+  rtmpGopCache: Set<Buffer> | null;
+  _lastDts: Record<number, number>;
+  _dtsOffset: Record<number, number>;
+  postPlay: (session: NmsSession) => string | null;
   postPublish: (session: NmsSession) => string | null;
   donePublish: (session: NmsSession) => void;
   broadcastMessage: (packet: NmsPacket) => void;
@@ -98,7 +111,7 @@ interface NmsSessionInternals {
 
 export const nmsContext = nmsRequire('node-media-server/src/core/context.js') as NmsContext;
 const BroadcastServer = nmsRequire('node-media-server/src/server/broadcast_server.js') as new (path: string) => NmsBroadcastServer;
-const Rtmp = nmsRequire('node-media-server/src/protocol/rtmp.js') as { prototype: RtmpPrototype };
+const Rtmp = nmsRequire('node-media-server/src/protocol/rtmp.js') as { prototype: RtmpPrototype; createMessage(packet: NmsPacket): Buffer };
 
 /** The only play request a media port serves. Stream keys are what control-api.ts accepts as channel ids. */
 const PLAY_PATH = new RegExp(`^/${PLAYBACK_APP}/[A-Za-z0-9_-]{1,64}\\.flv$`);
@@ -218,10 +231,78 @@ function endConnection(session: NmsSession): void {
   else if (res && 'terminate' in res) res.terminate();
 }
 
+/** NMS's packet flags (flv.js parserTag): audio frame, video keyframe, video inter frame. */
+const FLAG_AUDIO_FRAME = 1;
+const FLAG_KEYFRAME = 3;
+const FLAG_INTER_FRAME = 4;
+/** broadcast_server.js drops a GOP cache past this many packets. */
+const MAX_GOP_PACKETS = 4096;
+
+/** An FLV tag (header, body, PreviousTagSize) for `packet`, as flv.js createMessage but not zero-filled first. */
+function flvTagOf(packet: NmsPacket): Buffer {
+  const { size, dts } = packet;
+  const tag = Buffer.allocUnsafe(11 + size + 4);
+  tag[0] = packet.codec_type;
+  tag.writeUIntBE(size, 1, 3);
+  tag[4] = (dts >> 16) & 0xff;
+  tag[5] = (dts >> 8) & 0xff;
+  tag[6] = dts & 0xff;
+  tag[7] = (dts >> 24) & 0xff;
+  tag[8] = 0;
+  tag[9] = 0;
+  tag[10] = 0;
+  packet.data.copy(tag, 11, 0, size);
+  tag.writeUInt32BE(11 + size, 11 + size);
+  return tag;
+}
+
+/** The packet an FLV tag of the GOP cache holds (for RTMP players, who get RTMP chunks of it). */
+function packetOfFlvTag(tag: Buffer): NmsPacket {
+  const size = tag.readUIntBE(1, 3);
+  const dts = ((tag[4]! << 16) | (tag[5]! << 8) | tag[6]! | (tag[7]! << 24)) >>> 0;
+  return { codec_id: 0, codec_type: tag[0]!, flags: 0, pts: dts, dts, size, data: tag.subarray(11, 11 + size) };
+}
+
+/**
+ * What NMS's `broadcastMessage` does with an audio or video frame (timeline offset of a resumed publish,
+ * GOP cache, fan-out), with one FLV encoding and RTMP chunks only for RTMP players (see the header).
+ */
+function deliverFrame(broadcast: NmsBroadcastServer, packet: NmsPacket): void {
+  const offset = broadcast._dtsOffset[packet.codec_type] || 0;
+  if (offset > 0) {
+    packet.dts += offset;
+    packet.pts += offset;
+  }
+  broadcast._lastDts[packet.codec_type] = packet.dts;
+  const flv = flvTagOf(packet);
+  if (packet.flags === FLAG_KEYFRAME) broadcast.flvGopCache = new Set([flv]);
+  else broadcast.flvGopCache?.add(flv);
+  // Made from the FLV cache when an RTMP player joins (fenced postPlay).
+  broadcast.rtmpGopCache = null;
+  if (broadcast.flvGopCache && broadcast.flvGopCache.size > MAX_GOP_PACKETS) broadcast.flvGopCache.clear();
+  let rtmp: Buffer | null = null;
+  for (const session of broadcast.subscribers.values()) {
+    if (session.protocol === 'flv') session.sendBuffer?.(flv);
+    else if (session.protocol === 'rtmp') session.sendBuffer?.((rtmp ??= Rtmp.createMessage(packet)));
+  }
+}
+
 function fence(broadcast: NmsBroadcastServer): void {
   if (deliveries.has(broadcast)) return;
   const postPublish = broadcast.postPublish;
-  deliveries.set(broadcast, broadcast.broadcastMessage);
+  const postPlay = broadcast.postPlay;
+  const broadcastMessage = broadcast.broadcastMessage;
+  deliveries.set(broadcast, (packet) => {
+    const { flags } = packet;
+    if (flags === FLAG_AUDIO_FRAME || flags === FLAG_KEYFRAME || flags === FLAG_INTER_FRAME) deliverFrame(broadcast, packet);
+    else broadcastMessage(packet);
+  });
+  broadcast.postPlay = (session) => {
+    if (session.protocol === 'rtmp' && broadcast.flvGopCache) {
+      broadcast.rtmpGopCache = new Set([...broadcast.flvGopCache].map((tag) => Rtmp.createMessage(packetOfFlvTag(tag))));
+    }
+    return postPlay(session);
+  };
   broadcast.postPublish = (session) => {
     if (ownPublishers.has(session)) return postPublish(session);
     installedLogger?.warn({ ip: session.ip, path: session.streamPath, protocol: session.protocol }, 'publish refused');
@@ -326,6 +407,72 @@ function boundBacklog(session: NmsSession & NmsSessionInternals, socket: { writa
   };
 }
 
+/** An FLV player's packets not yet written: flushed together (see `batchWrites`). */
+interface PendingWrites {
+  session: NmsSession & NmsSessionInternals;
+  socket: { writableLength: number };
+  send: (buffer: Buffer) => void;
+  buffers: Buffer[];
+  bytes: number;
+  /** Until its first flush, a player's writes go out on the next turn of the event loop (first frame). */
+  started: boolean;
+}
+
+/** Players with writes pending, flushed together after the next media tick's reads. */
+const pendingPlayers = new Set<PendingWrites>();
+
+function flushPlayer(pending: PendingWrites): void {
+  pendingPlayers.delete(pending);
+  const { buffers, bytes } = pending;
+  if (buffers.length === 0) return;
+  pending.buffers = [];
+  pending.bytes = 0;
+  pending.started = true;
+  if (silenced.has(pending.session)) return;
+  if (pending.socket.writableLength > maxPlayerBacklogBytes) {
+    installedLogger?.info({ ip: pending.session.ip, path: pending.session.streamPath, backlog: pending.socket.writableLength }, 'player too slow; cut');
+    endConnection(pending.session);
+    return;
+  }
+  try {
+    pending.send(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, bytes));
+  } catch (error) {
+    installedLogger?.error({ err: (error as Error).message, path: pending.session.streamPath }, 'player write failed');
+    endConnection(pending.session);
+  }
+}
+
+function flushPlayers(): void {
+  for (const pending of [...pendingPlayers]) flushPlayer(pending);
+}
+
+/**
+ * An FLV player's packets are gathered and written in one buffer per media tick (one write per player per
+ * tick instead of one per tag); the backlog bound counts what is gathered too. A player's first
+ * writes (FLV header, sequence headers, GOP cache) are flushed on the next turn of the event loop.
+ */
+function batchWrites(session: NmsSession & NmsSessionInternals, socket: { writableLength: number } | undefined): void {
+  const send = session.sendBuffer;
+  if (!send || !socket) return;
+  const pending: PendingWrites = { session, socket, send, buffers: [], bytes: 0, started: false };
+  session.sendBuffer = (buffer) => {
+    if (silenced.has(session)) return;
+    if (socket.writableLength + pending.bytes > maxPlayerBacklogBytes) {
+      installedLogger?.info({ ip: session.ip, path: session.streamPath, backlog: socket.writableLength + pending.bytes }, 'player too slow; cut');
+      pending.buffers = [];
+      pending.bytes = 0;
+      endConnection(session);
+      return;
+    }
+    pending.buffers.push(buffer);
+    pending.bytes += buffer.length;
+    if (pendingPlayers.has(pending)) return;
+    pendingPlayers.add(pending);
+    if (!pending.started) setImmediate(() => flushPlayer(pending));
+    else afterNextTickReads(flushPlayers);
+  };
+}
+
 function hardenRtmpSession(session: NmsSession & NmsSessionInternals): void {
   const rtmp = session.rtmp;
   if (!rtmp) return;
@@ -375,7 +522,7 @@ function hardenFlvSession(session: NmsSession & NmsSessionInternals): void {
   if (session.flv) session.flv.parserData = () => null;
   const { res, req } = session;
   // HTTP-FLV and WS-FLV both write through the request's socket.
-  boundBacklog(session, req?.socket);
+  batchWrites(session, req?.socket);
   if (res && 'terminate' in res) {
     rewrap(res, 'message', session, session.onData);
     rewrap(res, 'close', session, session.onClose);

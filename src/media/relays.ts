@@ -9,12 +9,11 @@
  */
 import { get as httpGet, type ClientRequest } from 'node:http';
 import { get as httpsGet } from 'node:https';
-import { createRequire } from 'node:module';
 import type { FlvTag } from './flv-publisher.js';
 import { FlvVideoMuxer } from './flv-mux.js';
 import { AacDepacketizer, parseRtp, spropParameterSets, VideoDepacketizer } from './rtp-depacketizer.js';
+import { pullRtmp } from './rtmp-client.js';
 import { pullRtsp, type RtspPull, type RtspTrack, type RtspTransport } from './rtsp-client.js';
-import { MAX_FLV_TAG_BYTES } from './flv-publisher.js';
 
 export const RELAY_SOURCE_PROTOCOLS = ['rtmp:', 'rtsp:', 'http:', 'https:'] as const;
 
@@ -155,81 +154,18 @@ function relayRtsp(sourceUrl: string, options: RelayOptions, deliver: Deliver, f
   };
 }
 
-const nmsRequire = createRequire(import.meta.url);
-
-interface RtmpClientInstance {
-  urlInfo: { streamName: string } | null;
-  parserPacket: { header: { length: number }; capacity: number; payload: Buffer };
-  inChunkSize: number;
-  handleData: (data: Buffer) => void;
-  controlHandler: () => void;
-  packetAlloc: () => void;
-  onPacketCallback: (packet: { codec_type: number; dts: number; size: number; data: Buffer }) => void;
-  onCloseCallback: (hadError: boolean) => void;
-  onErrorCallback: (error: Error) => void;
-  connect(url: string): Promise<void>;
-  sendConnect(): Promise<unknown>;
-  sendCreateStream(): Promise<number>;
-  sendPlay(streamName: string): Promise<unknown>;
-  startHeartbeat(interval?: number): void;
-  disconnect(): void;
-}
-const RtmpClient = nmsRequire('node-media-server/src/protocol/rtmp_client.js') as new () => RtmpClientInstance;
-const RtmpClientPrototype = RtmpClient.prototype as RtmpClientInstance;
-
-/** A chunk smaller than this makes the parser crawl; one larger than a tag is never needed. */
-const MIN_RTMP_CHUNK_SIZE = 64;
-
 /**
- * RTMP pull through node-media-server's RtmpClient (handshake, connect/createStream/play, chunk parser,
- * which speaks enhanced RTMP). Made safe per instance: its parser's exceptions end this relay instead of
- * the process, a message may be as large as a tag (MAX_FLV_TAG_BYTES; nms-guard's 64 KiB bound is for
- * players' messages), and a server's chunk size is checked (0 would spin the parser forever).
+ * RTMP pull through rtmp-client.ts (handshake, connect/createStream/play, a bounded chunk demultiplexer that
+ * speaks enhanced RTMP as FLV tag bodies): each audio, video or data message is one tag, handed on as is.
+ * Malformed input, a refusal or the server's close end this relay with the reason; silence is the watchdog's.
  */
 function relayRtmp(sourceUrl: string, _options: RelayOptions, deliver: Deliver, finish: Finish): () => void {
-  const client = new RtmpClient();
-  const parse = client.handleData;
-  client.handleData = (data) => {
-    try {
-      parse(data);
-    } catch (error) {
-      finish(`malformed RTMP from the source: ${(error as Error).message}`);
-      client.disconnect();
-    }
-  };
-  client.packetAlloc = function boundedPacketAlloc(this: RtmpClientInstance) {
-    const { length } = this.parserPacket.header;
-    if (length > MAX_FLV_TAG_BYTES) throw new Error(`RTMP message of ${length} bytes`);
-    if (this.parserPacket.capacity < length) {
-      this.parserPacket.payload = Buffer.alloc(length + 1024);
-      this.parserPacket.capacity = length + 1024;
-    }
-  };
-  client.controlHandler = function checkedControlHandler(this: RtmpClientInstance) {
-    RtmpClientPrototype.controlHandler.call(this);
-    const size = this.inChunkSize;
-    if (!Number.isInteger(size) || size < MIN_RTMP_CHUNK_SIZE || size > MAX_FLV_TAG_BYTES) throw new Error(`RTMP chunk size ${size}`);
-  };
-  client.onPacketCallback = (packet) => {
-    if (packet.codec_type !== 8 && packet.codec_type !== 9 && packet.codec_type !== 18) return;
-    // The parser reuses its payload buffer for the next message: the tag gets its own copy.
-    const data = Buffer.from(packet.data.subarray(0, packet.size));
-    deliver((out) => out.writeTag({ type: packet.codec_type, timestamp: packet.dts >>> 0, data }));
-  };
-  client.onCloseCallback = () => finish('the source closed the connection');
-  client.onErrorCallback = (error) => finish(error.message);
-  void (async () => {
-    await client.connect(sourceUrl);
-    await client.sendConnect();
-    await client.sendCreateStream();
-    await client.sendPlay(client.urlInfo?.streamName ?? '');
-    client.startHeartbeat();
-  })().catch((error: Error) => finish(error.message));
-  return () => {
-    client.onCloseCallback = () => undefined;
-    client.onErrorCallback = () => undefined;
-    client.disconnect();
-  };
+  const pull = pullRtmp({
+    url: sourceUrl,
+    onMessage: (type, timestamp, data) => deliver((out) => out.writeTag({ type, timestamp, data })),
+    onEnd: finish,
+  });
+  return () => pull.close();
 }
 
 /** HTTP(S)-FLV: the response body is an FLV byte stream; anything else fails as a broken stream. */

@@ -146,7 +146,8 @@ export class VideoDepacketizer {
         this.#broken = true;
         return;
       }
-      this.#fragment.push(Buffer.from(body));
+      // A view: the packet's buffer is the caller's to give (a relay's read), and the concat below copies once.
+      this.#fragment.push(body);
       if (end) {
         this.#add(Buffer.concat(this.#fragment));
         this.#fragment = null;

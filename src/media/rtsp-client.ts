@@ -12,7 +12,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectPaced, type PacedSocket } from './paced-socket.js';
 import { createRequire } from 'node:module';
 
 const nmsRequire = createRequire(import.meta.url);
@@ -145,7 +146,24 @@ class RtspReader {
     private readonly onFrame: (channel: number, data: Buffer) => void,
   ) {}
 
-  push(chunk: Buffer): void {
+  push(input: Buffer): void {
+    let chunk = input;
+    const pending = this.#pending;
+    if (pending.length > 0 && !this.#head && pending[0] === 0x24 && pending.length >= 4) {
+      // An interleaved frame cut by the last read: completed from the head of this one, not by copying all of it.
+      const need = 4 + pending.readUInt16BE(2) - pending.length;
+      if (chunk.length < need) {
+        this.#pending = Buffer.concat([pending, chunk]);
+        return;
+      }
+      this.#pending = Buffer.alloc(0);
+      this.#parse(Buffer.concat([pending, chunk.subarray(0, need)]));
+      chunk = chunk.subarray(need);
+    }
+    this.#parse(chunk);
+  }
+
+  #parse(chunk: Buffer): void {
     let buffer = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     let offset = 0;
     for (;;) {
@@ -227,6 +245,7 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
   url.password = '';
   const requestUrl = url.toString();
   let socket: Socket | null = null;
+  let paced: PacedSocket | null = null;
   const udp: UdpSocket[] = [];
   let ended = false;
   let cseq = 0;
@@ -299,7 +318,15 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
   try {
     const port = Number(url.port) || DEFAULT_PORT;
     socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect({ host: url.hostname, port });
+      // Reads are paced once the camera plays (paced-socket.ts): one read per media tick, not per RTP packet.
+      paced = connectPaced(url.hostname, port, (chunk) => {
+        try {
+          reader.push(chunk);
+        } catch (error) {
+          fail(error as Error);
+        }
+      });
+      const s = paced.socket;
       const timer = setTimeout(() => {
         s.destroy();
         reject(new RtspError(`no connection to ${url.hostname}:${port} within ${options.timeoutMs} ms`));
@@ -314,13 +341,6 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
       });
     });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        reader.push(chunk);
-      } catch (error) {
-        fail(error as Error);
-      }
-    });
     socket.on('error', (error) => fail(error));
     socket.on('close', () => fail(new RtspError('the source closed the connection')));
     const peerAddress = socket.remoteAddress ?? '';
@@ -361,6 +381,7 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
     }
     await request('PLAY', base, { Range: 'npt=0.000-' });
     playing = true;
+    if (options.transport === 'tcp') (paced as PacedSocket | null)?.pace();
     mediaTimer = setTimeout(function silent() {
       fail(new RtspError(`no media for ${options.timeoutMs} ms`));
     }, options.timeoutMs);
