@@ -72,3 +72,15 @@ t.test('a media node takes its transcoder restart limit (3 per 60 s by default) 
     t.throws(() => mediaNodeConfigFromEnv({ ...secrets, [name]: bad }), { message: new RegExp(name) });
   }
 });
+
+t.test('a media node takes MEDIA_TICK_MS (default 100; 0 turns batching off) and refuses a bad one by name', async (t) => {
+  const { mediaNodeConfigFromEnv, MediaNodeConfigError } = await import('../src/media/media-node-config.js');
+  const secrets = { MEDIA_CONTROL_SECRET: 'x'.repeat(32), MEDIA_PLAY_SECRET: 'y'.repeat(32) };
+  t.equal(mediaNodeConfigFromEnv(secrets).mediaTickMs, 100);
+  t.equal(mediaNodeConfigFromEnv({ ...secrets, MEDIA_TICK_MS: '0' }).mediaTickMs, 0);
+  t.equal(mediaNodeConfigFromEnv({ ...secrets, MEDIA_TICK_MS: '40' }).mediaTickMs, 40);
+  for (const bad of ['-1', '2.5', '1001', 'fast']) {
+    t.throws(() => mediaNodeConfigFromEnv({ ...secrets, MEDIA_TICK_MS: bad }), MediaNodeConfigError, bad);
+    t.throws(() => mediaNodeConfigFromEnv({ ...secrets, MEDIA_TICK_MS: bad }), { message: /MEDIA_TICK_MS/ });
+  }
+});

@@ -4,6 +4,7 @@
  */
 import { NETWORKS, type Network } from '../core/model.js';
 import { DEFAULT_MAX_PLAYERS_PER_SESSION } from './player-gate.js';
+import { DEFAULT_MEDIA_TICK_MS, MAX_MEDIA_TICK_MS } from './media-tick.js';
 
 /** Upper bound of the players-per-session setting (broker and node validate the same range). */
 export const MAX_PLAYERS_PER_SESSION = 100;
@@ -44,6 +45,8 @@ export interface MediaNodeEnvConfig {
   transcodeRestartWindowMs: number;
   /** MEDIA_RTP_HOST: where GB/T 28181 devices send RTP (the address in the INVITE's SDP); default MEDIA_HOST. */
   rtpHost: string;
+  /** MEDIA_TICK_MS: relay reads and player writes are batched once per tick (media-tick.ts); 0 turns it off. */
+  mediaTickMs: number;
   /** MEDIA_RTP_SILENCE_MS, default RTP_SILENCE_MS. */
   rtpSilenceMs: number;
 }
@@ -150,6 +153,10 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
   if (!Number.isInteger(rtpSilenceMs) || rtpSilenceMs < 500 || rtpSilenceMs > 120_000) {
     throw new MediaNodeConfigError('MEDIA_RTP_SILENCE_MS', 'must be an integer 500..120000');
   }
+  const mediaTickMs = env.MEDIA_TICK_MS ? Number(env.MEDIA_TICK_MS) : DEFAULT_MEDIA_TICK_MS;
+  if (!Number.isInteger(mediaTickMs) || mediaTickMs < 0 || mediaTickMs > MAX_MEDIA_TICK_MS) {
+    throw new MediaNodeConfigError('MEDIA_TICK_MS', `must be an integer 0..${MAX_MEDIA_TICK_MS}`);
+  }
   const host = env.MEDIA_HOST || '127.0.0.1';
   const httpPort = port(env, 'MEDIA_HTTP_PORT', 8000);
   const controlHost = env.MEDIA_CONTROL_HOST || '127.0.0.1';
@@ -179,5 +186,6 @@ export function mediaNodeConfigFromEnv(env: NodeJS.ProcessEnv): MediaNodeEnvConf
     transcodeRestartWindowMs: restartWindowSeconds * 1000,
     rtpHost: env.MEDIA_RTP_HOST || host,
     rtpSilenceMs,
+    mediaTickMs,
   };
 }

@@ -44,6 +44,7 @@ import { routeNmsLogs } from './nms-logging.js';
 import { cutPlayer, refuseSession } from './nms-sessions.js';
 import { PlayerEventLog, type PlayerEventClaim } from './player-events.js';
 import { originOf as originOfSession, PLAYBACK_APP, PlayerGate, TRANSCODE_SUFFIX, type Player, type PlayerSummary } from './player-gate.js';
+import { DEFAULT_MEDIA_TICK_MS, setMediaTickMs } from './media-tick.js';
 
 export interface MediaNodeOptions {
   nodeId: string;
@@ -78,6 +79,8 @@ export interface MediaNodeOptions {
   rtpHost?: string;
   /** No RTP this long ends a live GB/T 28181 forward (API.md: 10 s); default RTP_SILENCE_MS. */
   rtpSilenceMs?: number;
+  /** Relay reads and player writes batched once per tick (MEDIA_TICK_MS, media-tick.ts); 0: off. Default 100. */
+  mediaTickMs?: number;
   logger: Logger;
 }
 
@@ -205,6 +208,7 @@ export class MediaNode {
     await assertPortFree(host, rtmpPort);
     await assertPortFree(host, httpPort);
     nmsInstanceCreated = true;
+    setMediaTickMs(this.options.mediaTickMs ?? DEFAULT_MEDIA_TICK_MS);
     // NMS persists relay tasks and stream history in a store; ours is throwaway, never ./data.
     this.#storeDir = await mkdtemp(join(tmpdir(), `media-node-${this.options.nodeId}-`));
     routeNmsLogs(this.#log, this.options.nmsLogLevel ?? 'warn');

@@ -12,7 +12,7 @@
  * @see https://nodejs.org/docs/latest-v20.x/api/net.html#socketconnectoptions-connectlistener (`onread`)
  */
 import { connect, type Socket } from 'node:net';
-import { atNextTick } from './media-tick.js';
+import { atNextTick, mediaTickMs } from './media-tick.js';
 
 /** Reads after connecting are not paced for this long (handshakes, the first frame). */
 export const PACE_AFTER_MS = 2000;
@@ -59,7 +59,10 @@ export function connectPaced(host: string, port: number, onData: (chunk: Buffer)
       callback(bytes: number, buffer: Uint8Array): boolean {
         const chunk = slabCopy(buffer, bytes);
         onData(chunk);
-        if (socket.destroyed || performance.now() < pacedFrom) return true;
+        if (socket.destroyed || performance.now() < pacedFrom || mediaTickMs() === 0) return true;
+        // A read that filled the buffer left more in the kernel: a source sending more than a buffer per tick
+        // (a high-bitrate camera, a burst after a stall) is read on at once, not held to one buffer a tick.
+        if (bytes === READ_BUFFER_BYTES) return true;
         atNextTick(resume);
         // false pauses the socket (its handle stops reading) until the next media tick resumes it.
         return false;
