@@ -457,8 +457,12 @@ function batchWrites(session: NmsSession & NmsSessionInternals, socket: { writab
   const pending: PendingWrites = { session, socket, send, buffers: [], bytes: 0, started: false };
   session.sendBuffer = (buffer) => {
     if (silenced.has(session)) return;
-    if (socket.writableLength + pending.bytes > maxPlayerBacklogBytes) {
-      installedLogger?.info({ ip: session.ip, path: session.streamPath, backlog: socket.writableLength + pending.bytes }, 'player too slow; cut');
+    // What a joiner is sent at once (headers, the GOP cache) is gathered before its first flush: it is not a
+    // backlog, and counting it cut every player that joined late in a long GOP under a small limit. From the
+    // first flush on, what waits for the tick counts with what the kernel has not taken.
+    const backlog = socket.writableLength + (pending.started ? pending.bytes : 0);
+    if (backlog > maxPlayerBacklogBytes) {
+      installedLogger?.info({ ip: session.ip, path: session.streamPath, backlog }, 'player too slow; cut');
       pending.buffers = [];
       pending.bytes = 0;
       endConnection(session);

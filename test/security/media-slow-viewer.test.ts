@@ -45,3 +45,21 @@ t.test('point 2: a player that stops reading is cut once its backlog passes the 
   t.equal(await players(), before, 'the node cut the player that stopped reading');
   await media.assertAlive(t, 'after a stalled player');
 });
+
+t.test('players that join mid-GOP play on under the same small limit: what a joiner is sent at once is no backlog', async (t) => {
+  // A joiner is sent the headers and the GOP cache at once. Counted as backlog, that cut a player joining in
+  // the last tenth of this camera's 1 s GOP (~64 KiB by then) before its first byte (seen as a stalled player
+  // that never got one, on a loaded CI run). Joiners 130 ms apart sample the whole GOP.
+  await media.assertAlive(t, 'before the joiners');
+  const { playHttpFlv } = await import('../e2e/flv-player.js');
+  const joiners = [];
+  for (let i = 0; i < 8; i++) {
+    const player = await playHttpFlv(media.flvUrl(CHANNEL, media.token()));
+    t.teardown(() => player.stop());
+    t.equal(player.status, 200, `joiner ${i} admitted`);
+    joiners.push(player);
+    await new Promise((resolve) => setTimeout(resolve, 130));
+  }
+  await Promise.all(joiners.map((p) => p.videoTags(60)));
+  joiners.forEach((p, i) => t.ok(p.flv.videoTags >= 60 && !p.isClosed(), `joiner ${i} plays on (${p.flv.videoTags} video tags)`));
+});
