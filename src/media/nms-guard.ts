@@ -432,6 +432,29 @@ interface PendingWrites {
 /** Players with writes pending, flushed together after the next media tick's reads. */
 const pendingPlayers = new Set<PendingWrites>();
 
+/**
+ * A tick's writes to a player are joined in a view of a shared slab, not a new ArrayBuffer each (one per
+ * player per tick was the largest allocation left): the socket is done with it when the write completes,
+ * which it does at once when the player has no backlog. Only then is the slab used, so a player turning
+ * slow pins one slab at most; a player with a backlog, or a batch too large, gets its own buffer.
+ */
+const WRITE_SLAB_BYTES = 256 * 1024;
+let writeSlab = Buffer.allocUnsafeSlow(WRITE_SLAB_BYTES);
+let writeSlabOffset = 0;
+
+function joinWrites(buffers: Buffer[], bytes: number, backlog: number): Buffer {
+  if (backlog > 0 || bytes > WRITE_SLAB_BYTES / 8) return Buffer.concat(buffers, bytes);
+  if (writeSlabOffset + bytes > WRITE_SLAB_BYTES) {
+    writeSlab = Buffer.allocUnsafeSlow(WRITE_SLAB_BYTES);
+    writeSlabOffset = 0;
+  }
+  const joined = writeSlab.subarray(writeSlabOffset, writeSlabOffset + bytes);
+  let offset = 0;
+  for (const buffer of buffers) offset += buffer.copy(joined, offset);
+  writeSlabOffset += (bytes + 7) & ~7;
+  return joined;
+}
+
 function flushPlayer(pending: PendingWrites): void {
   pendingPlayers.delete(pending);
   const { buffers, bytes } = pending;
@@ -446,7 +469,7 @@ function flushPlayer(pending: PendingWrites): void {
     return;
   }
   try {
-    pending.send(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, bytes));
+    pending.send(buffers.length === 1 ? buffers[0]! : joinWrites(buffers, bytes, pending.socket.writableLength));
   } catch (error) {
     installedLogger?.error({ err: (error as Error).message, path: pending.session.streamPath }, 'player write failed');
     endConnection(pending.session);
