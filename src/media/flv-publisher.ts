@@ -41,7 +41,9 @@ export interface FlvTag {
   data: Buffer;
   /**
    * Optional: the whole tag's room (`allocFlvTag`), `data` being its view at offset 11. The publisher writes
-   * the tag header into it and hands it to the viewers as it is, instead of copying `data` into a new tag.
+   * the tag header into it and hands it to the viewers as it is, instead of copying `data` into a new tag;
+   * such a tag goes to one publisher only (its header is that publisher's). A listener that keeps a tag
+   * keeps `data`'s copy, not `encoded` (a view of a shared slab).
    */
   encoded?: Buffer;
 }
