@@ -14,7 +14,7 @@
  * @see ISO/IEC 14496-15 §5.3.3.1 (AVCDecoderConfigurationRecord), §8.3.3.1 (HEVCDecoderConfigurationRecord)
  * @see ITU-T H.264 §7.3.1 / H.265 §7.3.1.2 (NAL unit headers), H.265 §7.3.2.2 and §7.3.3 (SPS, profile_tier_level)
  */
-import { FLV_TAG_VIDEO, type FlvTag } from './flv-publisher.js';
+import { allocFlvTag, encodedTag, FLV_TAG_VIDEO, type FlvTag } from './flv-publisher.js';
 
 export type VideoCodec = 'h264' | 'h265';
 
@@ -229,20 +229,25 @@ export function hevcDecoderConfigurationRecord(vps: Buffer, sps: Buffer, pps: Bu
   return Buffer.concat(parts);
 }
 
-/** `head` then each NAL unit with its 4-byte length, in one allocation (a tag body is built once). */
-function withLengthPrefixes(head: Buffer, nalus: Buffer[]): Buffer {
-  let total = head.length;
+/**
+ * A whole video tag's room (`allocFlvTag`) whose body is a `headBytes` video tag header (left for the caller)
+ * then each NAL unit with its 4-byte length: the frame is copied once, into what the viewers get.
+ */
+function withLengthPrefixes(headBytes: number, nalus: Buffer[]): Buffer {
+  let total = headBytes;
   for (const nalu of nalus) total += 4 + nalu.length;
-  const body = Buffer.allocUnsafe(total);
-  head.copy(body, 0);
-  let offset = head.length;
+  const tag = allocFlvTag(total);
+  let offset = BODY + headBytes;
   for (const nalu of nalus) {
-    body.writeUInt32BE(nalu.length, offset);
-    nalu.copy(body, offset + 4);
+    tag.writeUInt32BE(nalu.length, offset);
+    nalu.copy(tag, offset + 4);
     offset += 4 + nalu.length;
   }
-  return body;
+  return tag;
 }
+
+/** Where a tag's body starts in `allocFlvTag` room (after the 11-byte tag header). */
+const BODY = 11;
 
 function writeSi24(target: Buffer, offset: number, value: number): void {
   target.writeIntBE(Math.max(-MAX_COMPOSITION_MS - 1, Math.min(MAX_COMPOSITION_MS, value)), offset, 3);
@@ -299,7 +304,7 @@ export class FlvVideoMuxer {
     }
     if (this.#published === undefined) return tags;
     const composition = Math.round(clockDelta(unit.pts, unit.dts) / TICKS_PER_MS);
-    tags.push({ type: FLV_TAG_VIDEO, timestamp, data: this.#frameTag(frame, keyframe, composition) });
+    tags.push(encodedTag(FLV_TAG_VIDEO, timestamp, this.#frameTag(frame, keyframe, composition)));
     return tags;
   }
 
@@ -332,20 +337,20 @@ export class FlvVideoMuxer {
     }
   }
 
+  /** The whole tag's room (`allocFlvTag`), its body (video tag header, NAL units) written. */
   #frameTag(nalus: Buffer[], keyframe: boolean, compositionMs: number): Buffer {
     const frameType = keyframe ? FLV_FRAME_KEY : FLV_FRAME_INTER;
     if (this.codec === 'h264') {
-      const head = Buffer.from([(frameType << 4) | FLV_CODEC_AVC, AVC_PACKET_NALU, 0, 0, 0]);
-      writeSi24(head, 2, compositionMs);
-      return withLengthPrefixes(head, nalus);
+      const tag = withLengthPrefixes(5, nalus);
+      tag[BODY] = (frameType << 4) | FLV_CODEC_AVC;
+      tag[BODY + 1] = AVC_PACKET_NALU;
+      writeSi24(tag, BODY + 2, compositionMs);
+      return tag;
     }
-    if (compositionMs === 0) {
-      return withLengthPrefixes(Buffer.concat([Buffer.from([EX_HEADER | (frameType << 4) | EX_PACKET_CODED_FRAMES_X]), FOURCC_HVC1]), nalus);
-    }
-    const head = Buffer.alloc(8);
-    head[0] = EX_HEADER | (frameType << 4) | EX_PACKET_CODED_FRAMES;
-    FOURCC_HVC1.copy(head, 1);
-    writeSi24(head, 5, compositionMs);
-    return withLengthPrefixes(head, nalus);
+    const tag = withLengthPrefixes(compositionMs === 0 ? 5 : 8, nalus);
+    tag[BODY] = EX_HEADER | (frameType << 4) | (compositionMs === 0 ? EX_PACKET_CODED_FRAMES_X : EX_PACKET_CODED_FRAMES);
+    FOURCC_HVC1.copy(tag, BODY + 1);
+    if (compositionMs !== 0) writeSi24(tag, BODY + 5, compositionMs);
+    return tag;
   }
 }

@@ -39,6 +39,51 @@ export interface FlvTag {
   /** Milliseconds, 32 bits (FLV's 24 bits + extension). */
   timestamp: number;
   data: Buffer;
+  /**
+   * Optional: the whole tag's room (`allocFlvTag`), `data` being its view at offset 11. The publisher writes
+   * the tag header into it and hands it to the viewers as it is, instead of copying `data` into a new tag;
+   * such a tag goes to one publisher only (its header is that publisher's). A listener that keeps a tag
+   * keeps `data`'s copy, not `encoded` (a view of a shared slab).
+   */
+  encoded?: Buffer;
+}
+
+/** Tag buffers are cut from shared slabs: an ArrayBuffer per video frame made allocation and GC a large cost. */
+const TAG_SLAB_BYTES = 64 * 1024;
+let tagSlab = Buffer.allocUnsafeSlow(TAG_SLAB_BYTES);
+let tagSlabOffset = 0;
+
+/**
+ * Room for one whole FLV tag with a body of `dataBytes` (header at 0, body at 11, PreviousTagSize last), its
+ * bytes not initialised: the caller fills the body, the publisher the rest. A view of a shared slab for small
+ * tags (as Node's own buffer pool does), its own allocation for large ones.
+ */
+export function allocFlvTag(dataBytes: number): Buffer {
+  const total = TAG_HEADER_BYTES + dataBytes + PREVIOUS_TAG_SIZE_BYTES;
+  if (total > TAG_SLAB_BYTES / 4) return Buffer.allocUnsafeSlow(total);
+  if (tagSlabOffset + total > TAG_SLAB_BYTES) {
+    tagSlab = Buffer.allocUnsafeSlow(TAG_SLAB_BYTES);
+    tagSlabOffset = 0;
+  }
+  const tag = tagSlab.subarray(tagSlabOffset, tagSlabOffset + total);
+  tagSlabOffset += (total + 7) & ~7;
+  return tag;
+}
+
+/** A tag whose body is `encoded[11..]`, for a producer that wrote the body into `allocFlvTag` room. */
+export function encodedTag(type: number, timestamp: number, encoded: Buffer): FlvTag {
+  return { type, timestamp, data: encoded.subarray(TAG_HEADER_BYTES, encoded.length - PREVIOUS_TAG_SIZE_BYTES), encoded };
+}
+
+/** Is `tag.encoded` room around `tag.data` exactly (so writing its header cannot touch anything else)? */
+function encodedRoom(tag: FlvTag): Buffer | undefined {
+  const { encoded, data } = tag;
+  if (encoded === undefined) return undefined;
+  return encoded.buffer === data.buffer &&
+    encoded.byteOffset + TAG_HEADER_BYTES === data.byteOffset &&
+    encoded.length === data.length + TAG_HEADER_BYTES + PREVIOUS_TAG_SIZE_BYTES
+    ? encoded
+    : undefined;
 }
 
 export class FlvStreamError extends Error {
@@ -78,9 +123,11 @@ export class FlvTagReader {
       const timestamp = (buffer.readUIntBE(offset + 4, 3) | (buffer[offset + 7] << 24)) >>> 0;
       const previous = buffer.readUInt32BE(offset + TAG_HEADER_BYTES + size);
       if (previous !== TAG_HEADER_BYTES + size) throw new FlvStreamError('FLV PreviousTagSize does not match');
-      // A copy: NMS keeps packet data in its GOP cache, and `chunk` belongs to the caller.
-      const data = Buffer.from(buffer.subarray(offset + TAG_HEADER_BYTES, offset + TAG_HEADER_BYTES + size));
-      tags.push({ type, timestamp, data });
+      // A copy (of the whole tag, which then goes to the viewers as it is): NMS keeps packet data in its GOP
+      // cache, and `chunk` belongs to the caller.
+      const encoded = allocFlvTag(size);
+      buffer.copy(encoded, 0, offset, offset + total);
+      tags.push(encodedTag(type, timestamp, encoded));
       offset += total;
     }
     this.#pending = buffer.subarray(offset);
@@ -141,7 +188,7 @@ export function openFlvPublisher(app: string, name: string): FlvPublisher {
     if (!TAG_TYPES.has(tag.type)) throw new FlvStreamError(`unknown FLV tag type ${tag.type}`);
     if (tag.data.length > MAX_FLV_TAG_BYTES) throw new FlvStreamError(`FLV tag of ${tag.data.length} bytes`);
     const packet = Flv.parserTag(tag.type, tag.timestamp, tag.data.length, tag.data);
-    fenced.deliver(packet);
+    fenced.deliver(packet, encodedRoom(tag));
     if (packet.codec_type === FLV_TAG_VIDEO && packet.flags === NMS_FLAG_KEYFRAME) keyframes += 1;
     codec = codecOfPacket(packet) ?? codec;
     for (const listener of listeners) listener(tag);

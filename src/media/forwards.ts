@@ -306,7 +306,7 @@ export class ForwardSet {
           const claimed = publisher;
           claimed.subscribe((tag) => {
             if (isVideoFrame(tag) && forward.frameTimes.push(tag.timestamp) > FRAME_TIMES_KEPT) forward.frameTimes.shift();
-            else if (tag.type === FLV_TAG_VIDEO && !isVideoFrame(tag)) forward.videoHeader = { ...tag, data: Buffer.from(tag.data) }; // kept: its own copy, not a view of a read
+            else if (tag.type === FLV_TAG_VIDEO && !isVideoFrame(tag)) forward.videoHeader = { type: tag.type, timestamp: tag.timestamp, data: Buffer.from(tag.data) }; // kept: its own copy, not a view of a read (nor of a tag slab: no `encoded`)
             for (const listener of forward.taps) listener(tag);
           });
           return {

@@ -213,7 +213,7 @@ const ownPublishers = new WeakSet<object>();
 /** RTMP parsers that threw or refused: their connection is ended and never parsed again. */
 const brokenParsers = new WeakSet<object>();
 /** The original `broadcastMessage` of each fenced broadcast, reachable only through `openFencedBroadcast`. */
-const deliveries = new WeakMap<NmsBroadcastServer, (packet: NmsPacket) => void>();
+const deliveries = new WeakMap<NmsBroadcastServer, (packet: NmsPacket, encoded?: Buffer) => void>();
 
 let installedLogger: Logger | null = null;
 let maxPlayerBacklogBytes = Number.POSITIVE_INFINITY;
@@ -240,8 +240,14 @@ const MAX_GOP_PACKETS = 4096;
 
 /** An FLV tag (header, body, PreviousTagSize) for `packet`, as flv.js createMessage but not zero-filled first. */
 function flvTagOf(packet: NmsPacket): Buffer {
+  const tag = Buffer.allocUnsafe(11 + packet.size + 4);
+  packet.data.copy(tag, 11, 0, packet.size);
+  return stampFlvTag(tag, packet);
+}
+
+/** Writes `packet`'s tag header and PreviousTagSize around the body already at `tag[11..]`. */
+function stampFlvTag(tag: Buffer, packet: NmsPacket): Buffer {
   const { size, dts } = packet;
-  const tag = Buffer.allocUnsafe(11 + size + 4);
   tag[0] = packet.codec_type;
   tag.writeUIntBE(size, 1, 3);
   tag[4] = (dts >> 16) & 0xff;
@@ -251,7 +257,6 @@ function flvTagOf(packet: NmsPacket): Buffer {
   tag[8] = 0;
   tag[9] = 0;
   tag[10] = 0;
-  packet.data.copy(tag, 11, 0, size);
   tag.writeUInt32BE(11 + size, 11 + size);
   return tag;
 }
@@ -266,15 +271,17 @@ function packetOfFlvTag(tag: Buffer): NmsPacket {
 /**
  * What NMS's `broadcastMessage` does with an audio or video frame (timeline offset of a resumed publish,
  * GOP cache, fan-out), with one FLV encoding and RTMP chunks only for RTMP players (see the header).
+ * `encoded`, when the publisher has it, is room for the whole tag with `packet.data` already at offset 11
+ * (flv-publisher.ts `allocFlvTag`): its header is written in place, and the body is not copied again.
  */
-function deliverFrame(broadcast: NmsBroadcastServer, packet: NmsPacket): void {
+function deliverFrame(broadcast: NmsBroadcastServer, packet: NmsPacket, encoded: Buffer | undefined): void {
   const offset = broadcast._dtsOffset[packet.codec_type] || 0;
   if (offset > 0) {
     packet.dts += offset;
     packet.pts += offset;
   }
   broadcast._lastDts[packet.codec_type] = packet.dts;
-  const flv = flvTagOf(packet);
+  const flv = encoded !== undefined ? stampFlvTag(encoded, packet) : flvTagOf(packet);
   if (packet.flags === FLAG_KEYFRAME) broadcast.flvGopCache = new Set([flv]);
   else broadcast.flvGopCache?.add(flv);
   // Made from the FLV cache when an RTMP player joins (fenced postPlay).
@@ -292,9 +299,9 @@ function fence(broadcast: NmsBroadcastServer): void {
   const postPublish = broadcast.postPublish;
   const postPlay = broadcast.postPlay;
   const broadcastMessage = broadcast.broadcastMessage;
-  deliveries.set(broadcast, (packet) => {
+  deliveries.set(broadcast, (packet, encoded) => {
     const { flags } = packet;
-    if (flags === FLAG_AUDIO_FRAME || flags === FLAG_KEYFRAME || flags === FLAG_INTER_FRAME) deliverFrame(broadcast, packet);
+    if (flags === FLAG_AUDIO_FRAME || flags === FLAG_KEYFRAME || flags === FLAG_INTER_FRAME) deliverFrame(broadcast, packet, encoded);
     else broadcastMessage(packet);
   });
   broadcast.postPlay = (session) => {
@@ -324,7 +331,11 @@ class FencedBroadcasts extends Map<string, NmsBroadcastServer> {
 /** A publish slot on one stream path, held by the in-process publisher. */
 export interface FencedBroadcast {
   readonly broadcast: NmsBroadcastServer;
-  deliver(packet: NmsPacket): void;
+  /**
+   * `encoded`: optional room for the packet's whole FLV tag, `packet.data` being its view at offset 11 and the
+   * tag exactly 15 bytes longer; frames then go out without another copy (the header is written into it).
+   */
+  deliver(packet: NmsPacket, encoded?: Buffer): void;
   /** Ends the publish (NMS keeps it resumable for its grace window, like a dropped RTMP publisher). */
   release(): void;
 }
@@ -348,9 +359,9 @@ export function openFencedBroadcast(streamPath: string, session: NmsSession): Fe
   let released = false;
   return {
     broadcast,
-    deliver(packet) {
+    deliver(packet, encoded) {
       if (released || broadcast.publisher !== session) return;
-      deliver(packet);
+      deliver(packet, encoded);
     },
     release() {
       if (released) return;
@@ -421,6 +432,29 @@ interface PendingWrites {
 /** Players with writes pending, flushed together after the next media tick's reads. */
 const pendingPlayers = new Set<PendingWrites>();
 
+/**
+ * A tick's writes to a player are joined in a view of a shared slab, not a new ArrayBuffer each (one per
+ * player per tick was the largest allocation left): the socket is done with it when the write completes,
+ * which it does at once when the player has no backlog. Only then is the slab used, so a player turning
+ * slow pins one slab at most; a player with a backlog, or a batch too large, gets its own buffer.
+ */
+const WRITE_SLAB_BYTES = 256 * 1024;
+let writeSlab = Buffer.allocUnsafeSlow(WRITE_SLAB_BYTES);
+let writeSlabOffset = 0;
+
+function joinWrites(buffers: Buffer[], bytes: number, backlog: number): Buffer {
+  if (backlog > 0 || bytes > WRITE_SLAB_BYTES / 8) return Buffer.concat(buffers, bytes);
+  if (writeSlabOffset + bytes > WRITE_SLAB_BYTES) {
+    writeSlab = Buffer.allocUnsafeSlow(WRITE_SLAB_BYTES);
+    writeSlabOffset = 0;
+  }
+  const joined = writeSlab.subarray(writeSlabOffset, writeSlabOffset + bytes);
+  let offset = 0;
+  for (const buffer of buffers) offset += buffer.copy(joined, offset);
+  writeSlabOffset += (bytes + 7) & ~7;
+  return joined;
+}
+
 function flushPlayer(pending: PendingWrites): void {
   pendingPlayers.delete(pending);
   const { buffers, bytes } = pending;
@@ -435,7 +469,7 @@ function flushPlayer(pending: PendingWrites): void {
     return;
   }
   try {
-    pending.send(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, bytes));
+    pending.send(buffers.length === 1 ? buffers[0]! : joinWrites(buffers, bytes, pending.socket.writableLength));
   } catch (error) {
     installedLogger?.error({ err: (error as Error).message, path: pending.session.streamPath }, 'player write failed');
     endConnection(pending.session);

@@ -10,7 +10,7 @@
 import { get as httpGet, type ClientRequest } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import type { FlvTag } from './flv-publisher.js';
-import { FlvVideoMuxer } from './flv-mux.js';
+import { FlvVideoMuxer, type AccessUnit } from './flv-mux.js';
 import { AacDepacketizer, parseRtp, spropParameterSets, VideoDepacketizer } from './rtp-depacketizer.js';
 import { pullRtmp } from './rtmp-client.js';
 import { pullRtsp, type RtspPull, type RtspTrack, type RtspTransport } from './rtsp-client.js';
@@ -122,14 +122,14 @@ function relayRtsp(sourceUrl: string, options: RelayOptions, deliver: Deliver, f
     const codec = track.codec;
     const video = new VideoDepacketizer(codec, track.clockRate, spropParameterSets(codec, track.fmtp));
     const muxer = new FlvVideoMuxer(codec);
-    return (raw) => {
-      const packet = parseRtp(raw);
-      if (!packet || packet.payloadType !== track.payloadType) return;
-      for (const unit of video.push(packet)) {
-        const tags = muxer.push(unit);
-        if (tags.length > 0) deliver((out) => tags.forEach((tag) => out.writeTag(tag)));
-      }
+    const { payloadType } = track;
+    // The unit's NAL units are views of the depacketizer's buffer: the muxer copies them into the tag at once.
+    const onUnit = (unit: AccessUnit) => {
+      const tags = muxer.push(unit);
+      if (tags.length === 1) deliver((out) => out.writeTag(tags[0]!));
+      else if (tags.length > 0) deliver((out) => tags.forEach((tag) => out.writeTag(tag)));
     };
+    return (raw) => video.pushRtp(raw, payloadType, onUnit);
   };
   pullRtsp({
     url: url.toString(),

@@ -67,14 +67,28 @@ export function spropParameterSets(codec: VideoCodec, fmtp: Record<string, strin
     .filter((nalu) => nalu.length >= 2);
 }
 
-/** One video track: RTP packets in, access units (90 kHz timestamps, decoding order = arrival order) out. */
+/** A unit's reassembly buffer starts this small (a 650 kbit/s camera's frames are a few KB) and grows on demand. */
+const INITIAL_UNIT_BYTES = 16 * 1024;
+/** A buffer grown past this (a 4K keyframe) is given back after its unit rather than kept per track. */
+const KEPT_UNIT_BYTES = 1024 * 1024;
+
+/**
+ * One video track: RTP packets in, access units (90 kHz timestamps, decoding order = arrival order) out.
+ * The unit being assembled lives in one reused buffer (NAL units back to back, FU fragments joined in place):
+ * no allocation per packet or per NAL unit. `pushRtp` parses the RTP header itself (no object per packet) and
+ * hands each unit to a callback as views of that buffer; `push` returns copies, for callers that keep units.
+ */
 export class VideoDepacketizer {
-  #nalus: Buffer[] = [];
+  #buffer = Buffer.allocUnsafe(INITIAL_UNIT_BYTES);
+  #length = 0;
+  /** Start and end (in #buffer) of each complete NAL unit of the current unit, flat: [s0, e0, s1, e1, ...]. */
+  #bounds: number[] = [];
+  /** Sum of the complete NAL units' sizes plus their 4-byte FLV length prefixes. */
   #bytes = 0;
   #timestamp: number | null = null;
   #broken = false;
-  #fragment: Buffer[] | null = null;
-  #fragmentBytes = 0;
+  /** Where the open FU fragment starts in #buffer (its reconstructed NAL header first); -1 when none is open. */
+  #fragment = -1;
   #lastSeq: number | null = null;
   readonly #clock = new RtpClock();
   readonly #scale: number;
@@ -87,87 +101,171 @@ export class VideoDepacketizer {
     this.#scale = 90_000 / clockRate;
   }
 
+  /** The access units this packet completed, each NAL unit its own copy (kept by the caller as long as it likes). */
   push(packet: RtpPacket): AccessUnit[] {
     const out: AccessUnit[] = [];
-    if (this.#lastSeq !== null && ((packet.sequenceNumber - this.#lastSeq) & 0xffff) !== 1) {
-      // A gap: the unit being assembled (and any fragment) is damaged.
-      this.#broken = true;
-      this.#fragment = null;
-    }
-    this.#lastSeq = packet.sequenceNumber;
-    if (this.#timestamp !== null && packet.timestamp !== this.#timestamp) this.#finish(out);
-    this.#timestamp = packet.timestamp;
-    this.#payload(packet.payload);
-    if (packet.marker) this.#finish(out);
+    this.#packet(packet.sequenceNumber, packet.timestamp, packet.marker, packet.payload, 0, packet.payload.length, (unit) => {
+      out.push({ nalus: unit.nalus.map((nalu) => Buffer.from(nalu)), pts: unit.pts, dts: unit.dts });
+    });
     return out;
   }
 
-  #add(nalu: Buffer): void {
-    if (nalu.length === 0) return;
-    this.#bytes += nalu.length + 4;
+  /**
+   * A raw RTP packet (RFC 3550 §5.1, checked as NMS's rtp.js does: version, CSRCs, extension, padding); one of
+   * another payload type is ignored. `onUnit` gets each unit it completes, synchronously: its NAL units are
+   * views of a buffer reused for the next unit, valid during the call only (flv-mux.ts copies them into the tag).
+   */
+  pushRtp(raw: Buffer, payloadType: number, onUnit: (unit: AccessUnit) => void): void {
+    const length = raw.length;
+    if (length < 12) return;
+    const first = raw[0];
+    if (first >> 6 !== 2 || (raw[1] & 0x7f) !== payloadType) return;
+    let start = 12 + (first & 0x0f) * 4;
+    if (length < start) return;
+    if ((first & 0x10) !== 0) {
+      if (length < start + 4) return;
+      start += 4 + raw.readUInt16BE(start + 2) * 4;
+      if (length < start) return;
+    }
+    let end = length;
+    if ((first & 0x20) !== 0) {
+      const padding = raw[length - 1];
+      if (padding > 0 && padding <= length - start) end = length - padding;
+    }
+    this.#packet(raw.readUInt16BE(2), raw.readUInt32BE(4), (raw[1] & 0x80) !== 0, raw, start, end, onUnit);
+  }
+
+  #packet(sequence: number, timestamp: number, marker: boolean, data: Buffer, start: number, end: number, onUnit: (unit: AccessUnit) => void): void {
+    if (this.#lastSeq !== null && ((sequence - this.#lastSeq) & 0xffff) !== 1) {
+      // A gap: the unit being assembled (and any fragment) is damaged.
+      this.#broken = true;
+      this.#dropFragment();
+    }
+    this.#lastSeq = sequence;
+    if (this.#timestamp !== null && timestamp !== this.#timestamp) this.#finish(onUnit);
+    this.#timestamp = timestamp;
+    // A broken unit is dropped at its end whatever else it gets: its bytes are not even gathered.
+    if (!this.#broken) this.#payload(data, start, end);
+    if (marker) this.#finish(onUnit);
+  }
+
+  #dropFragment(): void {
+    if (this.#fragment < 0) return;
+    this.#length = this.#fragment;
+    this.#fragment = -1;
+  }
+
+  /** Room for `bytes` more in #buffer; false (the unit broken) past MAX_FLV_TAG_BYTES. */
+  #reserve(bytes: number): boolean {
+    const needed = this.#length + bytes;
+    if (needed > MAX_FLV_TAG_BYTES) {
+      this.#broken = true;
+      this.#dropFragment();
+      return false;
+    }
+    if (needed > this.#buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.min(Math.max(this.#buffer.length * 2, needed), MAX_FLV_TAG_BYTES));
+      this.#buffer.copy(grown, 0, 0, this.#length);
+      this.#buffer = grown;
+    }
+    return true;
+  }
+
+  /** A complete NAL unit, `data[start..end)`, copied into the unit. */
+  #add(data: Buffer, start: number, end: number): void {
+    const size = end - start;
+    if (size === 0) return;
+    this.#bytes += size + 4;
     if (this.#bytes > MAX_FLV_TAG_BYTES) {
       this.#broken = true;
       return;
     }
-    this.#nalus.push(nalu);
+    if (!this.#reserve(size)) return;
+    data.copy(this.#buffer, this.#length, start, end);
+    this.#bounds.push(this.#length, this.#length + size);
+    this.#length += size;
   }
 
-  #payload(payload: Buffer): void {
+  #payload(data: Buffer, start: number, end: number): void {
     const h264 = this.codec === 'h264';
     const headerBytes = h264 ? 1 : 2;
-    if (payload.length < headerBytes + 1) return;
-    const type = h264 ? payload[0] & 0x1f : (payload[0] >> 1) & 0x3f;
+    if (end - start < headerBytes + 1) return;
+    const type = h264 ? data[start] & 0x1f : (data[start] >> 1) & 0x3f;
     if ((h264 && type === H264_STAP_A) || (!h264 && type === H265_AP)) {
-      for (let offset = headerBytes; offset + 2 <= payload.length; ) {
-        const size = payload.readUInt16BE(offset);
+      for (let offset = start + headerBytes; offset + 2 <= end; ) {
+        const size = data.readUInt16BE(offset);
         offset += 2;
-        if (size === 0 || offset + size > payload.length) break;
-        this.#add(Buffer.from(payload.subarray(offset, offset + size)));
+        if (size === 0 || offset + size > end) break;
+        this.#add(data, offset, offset + size);
         offset += size;
       }
       return;
     }
     if ((h264 && type === H264_FU_A) || (!h264 && type === H265_FU)) {
-      const fuHeader = payload[headerBytes];
-      const start = (fuHeader & 0x80) !== 0;
-      const end = (fuHeader & 0x40) !== 0;
-      const body = payload.subarray(headerBytes + 1);
-      if (start) {
-        const header = h264
-          ? Buffer.from([(payload[0] & 0xe0) | (fuHeader & 0x1f)])
-          : Buffer.from([(payload[0] & 0x81) | ((fuHeader & 0x3f) << 1), payload[1]]);
-        this.#fragment = [header];
-        this.#fragmentBytes = header.length;
+      const fuHeader = data[start + headerBytes];
+      const bodyStart = start + headerBytes + 1;
+      if ((fuHeader & 0x80) !== 0) {
+        this.#dropFragment(); // a start while one is open: the open one lost its end
+        if (!this.#reserve(headerBytes)) return;
+        this.#fragment = this.#length;
+        if (h264) this.#buffer[this.#length] = (data[start] & 0xe0) | (fuHeader & 0x1f);
+        else {
+          this.#buffer[this.#length] = (data[start] & 0x81) | ((fuHeader & 0x3f) << 1);
+          this.#buffer[this.#length + 1] = data[start + 1];
+        }
+        this.#length += headerBytes;
       }
-      if (!this.#fragment) return; // a fragment whose start was lost
-      this.#fragmentBytes += body.length;
-      if (this.#fragmentBytes > MAX_FLV_TAG_BYTES) {
-        this.#fragment = null;
+      if (this.#fragment < 0) return; // a fragment whose start was lost
+      const size = end - bodyStart;
+      if (this.#length - this.#fragment + size > MAX_FLV_TAG_BYTES || !this.#reserve(size)) {
         this.#broken = true;
+        this.#dropFragment();
         return;
       }
-      // A view: the packet's buffer is the caller's to give (a relay's read), and the concat below copies once.
-      this.#fragment.push(body);
-      if (end) {
-        this.#add(Buffer.concat(this.#fragment));
-        this.#fragment = null;
+      data.copy(this.#buffer, this.#length, bodyStart, end);
+      this.#length += size;
+      if ((fuHeader & 0x40) !== 0) {
+        const fragment = this.#fragment;
+        this.#fragment = -1;
+        const nalBytes = this.#length - fragment;
+        this.#bytes += nalBytes + 4;
+        if (this.#bytes > MAX_FLV_TAG_BYTES) {
+          this.#broken = true;
+          this.#length = fragment;
+          return;
+        }
+        this.#bounds.push(fragment, this.#length);
       }
       return;
     }
-    if ((h264 && type >= 1 && type <= 23) || (!h264 && type < H265_AP)) this.#add(Buffer.from(payload));
+    if ((h264 && type >= 1 && type <= 23) || (!h264 && type < H265_AP)) this.#add(data, start, end);
   }
 
-  #finish(out: AccessUnit[]): void {
-    const nalus = this.#nalus;
-    const broken = this.#broken || this.#fragment !== null;
-    this.#nalus = [];
+  #finish(onUnit: (unit: AccessUnit) => void): void {
+    const bounds = this.#bounds;
+    const broken = this.#broken || this.#fragment >= 0;
     this.#bytes = 0;
     this.#broken = false;
-    this.#fragment = null;
-    if (broken || nalus.length === 0 || this.#timestamp === null) return;
-    const ticks = Math.round(this.#clock.ticks(this.#timestamp) * this.#scale) % 2 ** 33;
-    const withSets = isKeyframe(this.codec, nalus) && !this.#hasSps(nalus) ? [...this.parameterSets, ...nalus] : nalus;
-    out.push({ nalus: withSets, pts: ticks, dts: ticks });
+    this.#fragment = -1;
+    if (!broken && bounds.length > 0 && this.#timestamp !== null) {
+      const nalus: Buffer[] = [];
+      for (let i = 0; i < bounds.length; i += 2) nalus.push(this.#buffer.subarray(bounds[i], bounds[i + 1]));
+      const ticks = Math.round(this.#clock.ticks(this.#timestamp) * this.#scale) % 2 ** 33;
+      const withSets = isKeyframe(this.codec, nalus) && !this.#hasSps(nalus) ? [...this.parameterSets, ...nalus] : nalus;
+      try {
+        onUnit({ nalus: withSets, pts: ticks, dts: ticks });
+      } finally {
+        this.#reset();
+      }
+      return;
+    }
+    this.#reset();
+  }
+
+  #reset(): void {
+    this.#bounds.length = 0;
+    this.#length = 0;
+    if (this.#buffer.length > KEPT_UNIT_BYTES) this.#buffer = Buffer.allocUnsafe(INITIAL_UNIT_BYTES);
   }
 
   #hasSps(nalus: Buffer[]): boolean {

@@ -136,9 +136,11 @@ function authorization(challenge: string, method: string, uri: string, user: str
   return `Digest username="${quote(user)}", realm="${quote(realm)}", nonce="${quote(nonce)}", uri="${uri}", qop=${qop}, nc=${count}, cnonce="${cnonce}", response="${response}"`;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** Splits the byte stream of an RTSP connection into responses and interleaved frames, bounded. */
 class RtspReader {
-  #pending: Buffer = Buffer.alloc(0);
+  #pending: Buffer = EMPTY;
   #head: { status: number; headers: Map<string, string>; length: number } | null = null;
 
   constructor(
@@ -156,7 +158,7 @@ class RtspReader {
         this.#pending = Buffer.concat([pending, chunk]);
         return;
       }
-      this.#pending = Buffer.alloc(0);
+      this.#pending = EMPTY;
       this.#parse(Buffer.concat([pending, chunk.subarray(0, need)]));
       chunk = chunk.subarray(need);
     }
@@ -204,9 +206,9 @@ class RtspReader {
       // A request from the server (e.g. GET_PARAMETER, ANNOUNCE) has no status line: its body is skipped.
       this.#head = { status: statusLine ? Number(statusLine[1]) : 0, headers, length };
     }
-    buffer = buffer.subarray(offset);
-    // Keep the remainder only: a copy, so the socket's chunk is not pinned by a few trailing bytes.
-    this.#pending = buffer.length === 0 ? Buffer.alloc(0) : Buffer.from(buffer);
+    // Keep the remainder only, as a view: a read is a view of paced-socket.ts's slab (the handler's to keep),
+    // so this pins a slab for one tick, not a socket's read buffer.
+    this.#pending = offset === buffer.length ? EMPTY : buffer.subarray(offset);
   }
 }
 
@@ -278,10 +280,12 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
   const mediaSeen = () => {
     if (mediaTimer) mediaTimer.refresh();
   };
+  /** Set by an interleaved media frame; the media timer is refreshed once per read, not once per packet. */
+  let framesSeen = false;
   const onFrame = (channel: number, data: Buffer) => {
     const track = channels.get(channel);
     if (!track) return; // RTCP (odd channels) and unknown channels
-    mediaSeen();
+    framesSeen = true;
     options.onRtp(track, data);
   };
   const reader = new RtspReader((response) => {
@@ -322,6 +326,10 @@ export async function pullRtsp(options: RtspPullOptions): Promise<RtspPull> {
       paced = connectPaced(url.hostname, port, (chunk) => {
         try {
           reader.push(chunk);
+          if (framesSeen) {
+            framesSeen = false;
+            mediaSeen();
+          }
         } catch (error) {
           fail(error as Error);
         }
