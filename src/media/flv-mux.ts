@@ -14,7 +14,7 @@
  * @see ISO/IEC 14496-15 §5.3.3.1 (AVCDecoderConfigurationRecord), §8.3.3.1 (HEVCDecoderConfigurationRecord)
  * @see ITU-T H.264 §7.3.1 / H.265 §7.3.1.2 (NAL unit headers), H.265 §7.3.2.2 and §7.3.3 (SPS, profile_tier_level)
  */
-import { allocFlvTag, encodedTag, FLV_TAG_VIDEO, type FlvTag } from './flv-publisher.js';
+import { encodedTag, FLV_TAG_VIDEO, FlvTagSlab, type FlvTag } from './flv-publisher.js';
 
 export type VideoCodec = 'h264' | 'h265';
 
@@ -230,13 +230,13 @@ export function hevcDecoderConfigurationRecord(vps: Buffer, sps: Buffer, pps: Bu
 }
 
 /**
- * A whole video tag's room (`allocFlvTag`) whose body is a `headBytes` video tag header (left for the caller)
+ * A whole video tag's room (from `slab`) whose body is a `headBytes` video tag header (left for the caller)
  * then each NAL unit with its 4-byte length: the frame is copied once, into what the viewers get.
  */
-function withLengthPrefixes(headBytes: number, nalus: Buffer[]): Buffer {
+function withLengthPrefixes(slab: FlvTagSlab, headBytes: number, nalus: Buffer[]): Buffer {
   let total = headBytes;
   for (const nalu of nalus) total += 4 + nalu.length;
-  const tag = allocFlvTag(total);
+  const tag = slab.alloc(total);
   let offset = BODY + headBytes;
   for (const nalu of nalus) {
     tag.writeUInt32BE(nalu.length, offset);
@@ -246,7 +246,7 @@ function withLengthPrefixes(headBytes: number, nalus: Buffer[]): Buffer {
   return tag;
 }
 
-/** Where a tag's body starts in `allocFlvTag` room (after the 11-byte tag header). */
+/** Where a tag's body starts in `FlvTagSlab.alloc` room (after the 11-byte tag header). */
 const BODY = 11;
 
 function writeSi24(target: Buffer, offset: number, value: number): void {
@@ -270,6 +270,8 @@ export class FlvVideoMuxer {
   #lastDts?: number;
   /** 90 kHz ticks since the first access unit, never decreasing (FLV players expect monotonic DTS). */
   #elapsedTicks = 0;
+  /** This muxer's own tag slabs (see FlvTagSlab: a shared one let one long GOP keep every channel's tags). */
+  readonly #slab = new FlvTagSlab();
 
   constructor(codec: VideoCodec) {
     this.codec = codec;
@@ -337,17 +339,17 @@ export class FlvVideoMuxer {
     }
   }
 
-  /** The whole tag's room (`allocFlvTag`), its body (video tag header, NAL units) written. */
+  /** The whole tag's room (from this muxer's slab), its body (video tag header, NAL units) written. */
   #frameTag(nalus: Buffer[], keyframe: boolean, compositionMs: number): Buffer {
     const frameType = keyframe ? FLV_FRAME_KEY : FLV_FRAME_INTER;
     if (this.codec === 'h264') {
-      const tag = withLengthPrefixes(5, nalus);
+      const tag = withLengthPrefixes(this.#slab, 5, nalus);
       tag[BODY] = (frameType << 4) | FLV_CODEC_AVC;
       tag[BODY + 1] = AVC_PACKET_NALU;
       writeSi24(tag, BODY + 2, compositionMs);
       return tag;
     }
-    const tag = withLengthPrefixes(compositionMs === 0 ? 5 : 8, nalus);
+    const tag = withLengthPrefixes(this.#slab, compositionMs === 0 ? 5 : 8, nalus);
     tag[BODY] = EX_HEADER | (frameType << 4) | (compositionMs === 0 ? EX_PACKET_CODED_FRAMES_X : EX_PACKET_CODED_FRAMES);
     FOURCC_HVC1.copy(tag, BODY + 1);
     if (compositionMs !== 0) writeSi24(tag, BODY + 5, compositionMs);

@@ -40,7 +40,7 @@ export interface FlvTag {
   timestamp: number;
   data: Buffer;
   /**
-   * Optional: the whole tag's room (`allocFlvTag`), `data` being its view at offset 11. The publisher writes
+   * Optional: the whole tag's room (`FlvTagSlab.alloc`), `data` being its view at offset 11. The publisher writes
    * the tag header into it and hands it to the viewers as it is, instead of copying `data` into a new tag;
    * such a tag goes to one publisher only (its header is that publisher's). A listener that keeps a tag
    * keeps `data`'s copy, not `encoded` (a view of a shared slab).
@@ -48,29 +48,38 @@ export interface FlvTag {
   encoded?: Buffer;
 }
 
-/** Tag buffers are cut from shared slabs: an ArrayBuffer per video frame made allocation and GC a large cost. */
-const TAG_SLAB_BYTES = 64 * 1024;
-let tagSlab = Buffer.allocUnsafeSlow(TAG_SLAB_BYTES);
-let tagSlabOffset = 0;
-
 /**
- * Room for one whole FLV tag with a body of `dataBytes` (header at 0, body at 11, PreviousTagSize last), its
- * bytes not initialised: the caller fills the body, the publisher the rest. A view of a shared slab for small
- * tags (as Node's own buffer pool does), its own allocation for large ones.
+ * Tag buffers are cut from slabs: an ArrayBuffer per video frame made allocation and GC a large cost. Each
+ * producer (one relay's muxer or tag reader) has slabs of its own: a view keeps its whole slab alive, and a
+ * viewer's GOP cache keeps its tags for a GOP, so a slab shared by every relay let one camera with a 10 s GOP
+ * keep 10 s of every other channel's tags in memory too. Per producer, a GOP keeps at most one slab more than
+ * its own bytes.
  */
-export function allocFlvTag(dataBytes: number): Buffer {
-  const total = TAG_HEADER_BYTES + dataBytes + PREVIOUS_TAG_SIZE_BYTES;
-  if (total > TAG_SLAB_BYTES / 4) return Buffer.allocUnsafeSlow(total);
-  if (tagSlabOffset + total > TAG_SLAB_BYTES) {
-    tagSlab = Buffer.allocUnsafeSlow(TAG_SLAB_BYTES);
-    tagSlabOffset = 0;
+const TAG_SLAB_BYTES = 16 * 1024;
+
+export class FlvTagSlab {
+  #slab: Buffer | null = null;
+  #offset = 0;
+
+  /**
+   * Room for one whole FLV tag with a body of `dataBytes` (header at 0, body at 11, PreviousTagSize last), its
+   * bytes not initialised: the caller fills the body, the publisher the rest. A view of this producer's slab for
+   * small tags, its own allocation for large ones.
+   */
+  alloc(dataBytes: number): Buffer {
+    const total = TAG_HEADER_BYTES + dataBytes + PREVIOUS_TAG_SIZE_BYTES;
+    if (total > TAG_SLAB_BYTES / 4) return Buffer.allocUnsafeSlow(total);
+    if (this.#slab === null || this.#offset + total > TAG_SLAB_BYTES) {
+      this.#slab = Buffer.allocUnsafeSlow(TAG_SLAB_BYTES);
+      this.#offset = 0;
+    }
+    const tag = this.#slab.subarray(this.#offset, this.#offset + total);
+    this.#offset += (total + 7) & ~7;
+    return tag;
   }
-  const tag = tagSlab.subarray(tagSlabOffset, tagSlabOffset + total);
-  tagSlabOffset += (total + 7) & ~7;
-  return tag;
 }
 
-/** A tag whose body is `encoded[11..]`, for a producer that wrote the body into `allocFlvTag` room. */
+/** A tag whose body is `encoded[11..]`, for a producer that wrote the body into `FlvTagSlab.alloc` room. */
 export function encodedTag(type: number, timestamp: number, encoded: Buffer): FlvTag {
   return { type, timestamp, data: encoded.subarray(TAG_HEADER_BYTES, encoded.length - PREVIOUS_TAG_SIZE_BYTES), encoded };
 }
@@ -96,6 +105,7 @@ export class FlvStreamError extends Error {
 /** Splits an FLV byte stream into tags, whatever the chunking; throws FlvStreamError on a broken stream. */
 export class FlvTagReader {
   #pending: Buffer = Buffer.alloc(0);
+  readonly #slab = new FlvTagSlab();
   #headerRead = false;
 
   /** The complete tags in `chunk` (plus what earlier chunks left over). */
@@ -125,7 +135,7 @@ export class FlvTagReader {
       if (previous !== TAG_HEADER_BYTES + size) throw new FlvStreamError('FLV PreviousTagSize does not match');
       // A copy (of the whole tag, which then goes to the viewers as it is): NMS keeps packet data in its GOP
       // cache, and `chunk` belongs to the caller.
-      const encoded = allocFlvTag(size);
+      const encoded = this.#slab.alloc(size);
       buffer.copy(encoded, 0, offset, offset + total);
       tags.push(encodedTag(type, timestamp, encoded));
       offset += total;

@@ -272,7 +272,7 @@ function packetOfFlvTag(tag: Buffer): NmsPacket {
  * What NMS's `broadcastMessage` does with an audio or video frame (timeline offset of a resumed publish,
  * GOP cache, fan-out), with one FLV encoding and RTMP chunks only for RTMP players (see the header).
  * `encoded`, when the publisher has it, is room for the whole tag with `packet.data` already at offset 11
- * (flv-publisher.ts `allocFlvTag`): its header is written in place, and the body is not copied again.
+ * (flv-publisher.ts `FlvTagSlab`): its header is written in place, and the body is not copied again.
  */
 function deliverFrame(broadcast: NmsBroadcastServer, packet: NmsPacket, encoded: Buffer | undefined): void {
   const offset = broadcast._dtsOffset[packet.codec_type] || 0;

@@ -229,3 +229,26 @@ t.test('tags the muxer makes pass the FLV reader the publisher uses', async (t) 
     t.same(back.map((tag) => [tag.timestamp, tag.data.length]), tags.map((tag) => [tag.timestamp, tag.data.length]), codec);
   }
 });
+
+t.test('two relays never share a tag slab: a GOP kept for one channel keeps none of another channel', async (t) => {
+  const dir = await makeTempDir(t);
+  const clip = await makeClip(dir, 'h264', { seconds: 1, bframes: 0 });
+  const [a, b] = [new FlvVideoMuxer('h264'), new FlvVideoMuxer('h264')];
+  const [readerA, readerB] = [new FlvTagReader(), new FlvTagReader()];
+  const tagsA: FlvTag[] = [];
+  const tagsB: FlvTag[] = [];
+  // Interleaved, as relays run: if the slab were shared, consecutive small tags of A and B would be views of it.
+  for (const unit of clip.units) {
+    tagsA.push(...a.push(unit));
+    tagsB.push(...b.push(unit));
+  }
+  const file = flvFile(tagsA);
+  for (let at = 0; at < file.length; at += 4096) {
+    tagsA.push(...readerA.push(file.subarray(at, at + 4096)));
+    tagsB.push(...readerB.push(file.subarray(at, at + 4096)));
+  }
+  const slabsOf = (tags: FlvTag[]) => new Set(tags.flatMap((tag) => (tag.encoded ? [tag.encoded.buffer] : [])));
+  const [slabsA, slabsB] = [slabsOf(tagsA), slabsOf(tagsB)];
+  t.ok(slabsA.size > 0 && slabsB.size > 0, `tags are cut from slabs (${slabsA.size} and ${slabsB.size})`);
+  t.equal([...slabsA].filter((slab) => slabsB.has(slab)).length, 0, 'no slab holds tags of both');
+});
