@@ -170,9 +170,15 @@ for (const store of STORES) {
     t.teardown(() => clearInterval(beat));
     await until(t, 'unheartbeated session expired', async () => (await tb.app.inject({ url: `/api/v1/streams/${dropped.id}`, headers: auth(a.operatorToken) })).statusCode === 404);
     t.equal((await tb.app.inject({ url: `/api/v1/streams/${kept.id}`, headers: auth(a.operatorToken) })).statusCode, 200, 'heartbeated session lives');
-    const expired = (await tb.app.inject({ url: '/api/v1/audit?action=stream.expire', headers: auth(tb.adminToken) })).json().items;
+    // The sweep ends the lease first and then writes its audit entry, which is visible once durable (a group
+    // commit later): on a loaded machine the 404 above can come before it.
+    let expired: Array<{ reason: string }> = [];
+    await until(t, 'the expiry audited', async () => {
+      expired = (await tb.app.inject({ url: '/api/v1/audit?action=stream.expire', headers: auth(tb.adminToken) })).json().items;
+      return expired.length > 0;
+    });
     t.equal(expired.length, 1);
-    t.equal(expired[0].reason, 'expired');
+    t.equal(expired[0]!.reason, 'expired');
     await until(t, 'slot freed after the linger', async () => (await tb.app.inject({ url: '/api/v1/capacity', headers: auth(tb.adminToken) })).json().forwarding.used === 1);
     clearInterval(beat);
     const late = await tb.app.inject({ method: 'POST', url: `/api/v1/streams/${dropped.id}/heartbeat`, headers: auth(a.operatorToken) });
